@@ -1,0 +1,135 @@
+"""Training data as the official recipe makes it (spec §7-8): salient segments and random remixes.
+
+A dataset is a folder of tracks in MUSDB18-HQ layout (`<track>/vocals.wav`, `drums.wav`, `bass.wav`,
+`other.wav`); the synthetic generator (`utils.synth`) writes the same layout. For each stem, source-activity
+detection lists the segments where it is salient; an example picks, independently per stem, a random salient
+segment of that stem from any track, silences it with probability 0.1, scales it by U(0.5, 1.5), and sums.
+The target is the scaled vocals. No normalisation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+log = logging.getLogger(__name__)
+
+STEMS = ("vocals", "drums", "bass", "other")
+TARGET = "vocals"
+
+# Source-activity detection, `src/conf/sad/default.yaml` (spec §7).
+SAD_PIECES = 10
+SAD_EPS = 1e-5  # exact-zero piece RMS replaced by this
+SAD_GAMMA = 1e-3  # the threshold never goes below this (-60 dBFS)
+SAD_QUANTILE = 0.15
+SAD_SALIENT_FRACTION = 0.5  # more than half of the pieces above the threshold, in every channel
+SAD_OVERLAP = 0.5  # windows hop by half their length
+
+# Remixing, `src/conf/config.yaml` train_dataset (spec §8).
+SILENT_PROB = 0.1
+GAIN_RANGE = (0.5, 1.5)
+
+
+def salient_starts(stem: np.ndarray, window: int) -> list[int]:
+    """Start samples of the salient windows of a `(channels, samples)` stem (official SAD, spec §7).
+
+    Windows of `window` samples hop by half a window; a trailing partial window is dropped. A window is salient
+    when, in every channel, more than half of its 10 pieces have an RMS strictly above
+    max(15 % quantile of the piece RMS values, 1e-3).
+    """
+    hop = int(window * (1 - SAD_OVERLAP))
+    piece = window // SAD_PIECES
+    starts = list(range(0, stem.shape[-1] - window + 1, hop))
+    if not starts:
+        return []
+    # (windows, channels, pieces, piece samples)
+    frames = np.stack([stem[:, s : s + piece * SAD_PIECES] for s in starts]).reshape(
+        len(starts), stem.shape[0], SAD_PIECES, piece
+    )
+    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=-1))
+    rms[rms == 0] = SAD_EPS
+    threshold = np.maximum(np.quantile(rms, SAD_QUANTILE, axis=-1, keepdims=True), SAD_GAMMA)
+    loud = (rms > threshold).sum(axis=-1) > SAD_PIECES * SAD_SALIENT_FRACTION
+    return [start for start, ok in zip(starts, loud.all(axis=-1)) if ok]
+
+
+@dataclass(frozen=True)
+class Segment:
+    track: Path
+    start: int
+
+
+def find_tracks(root: Path) -> list[Path]:
+    """Track folders under `root` that have every stem (MUSDB18-HQ `train/` or a generated set)."""
+    tracks = sorted(p.parent for p in Path(root).glob("*/vocals.wav"))
+    return [t for t in tracks if all((t / f"{stem}.wav").is_file() for stem in STEMS)]
+
+
+def index_salient_segments(tracks: list[Path], window: int) -> dict[str, list[Segment]]:
+    """For each stem, every salient window of every track."""
+    index: dict[str, list[Segment]] = {stem: [] for stem in STEMS}
+    for track in tracks:
+        for stem in STEMS:
+            audio, _ = sf.read(track / f"{stem}.wav", dtype="float32", always_2d=True)
+            index[stem] += [Segment(track, s) for s in salient_starts(audio.T, window)]
+    for stem, segments in index.items():
+        if not segments:
+            raise ValueError(f"no salient {stem} segment of {window} samples in {len(tracks)} tracks")
+        log.info("%s: %d salient segments", stem, len(segments))
+    return index
+
+
+def read_segment(path: Path, start: int, length: int) -> np.ndarray:
+    """`(channels, length)` float32 from a WAV file."""
+    audio, _ = sf.read(path, start=start, frames=length, dtype="float32", always_2d=True)
+    return audio.T
+
+
+class RandomRemixer:
+    """Random remixes of salient segments (the official `MixingDataset` in training mode)."""
+
+    def __init__(self, root: Path, segment_samples: int) -> None:
+        self.segment_samples = segment_samples
+        self.tracks = find_tracks(root)
+        if not self.tracks:
+            raise ValueError(f"no track folders with {', '.join(STEMS)} WAVs under {root}")
+        self.index = index_salient_segments(self.tracks, segment_samples)
+
+    def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One `(mixture, vocals)` pair, each `(channels, segment_samples)` float32."""
+        stems = {}
+        for stem in STEMS:
+            segment = self.index[stem][rng.integers(len(self.index[stem]))]
+            audio = read_segment(segment.track / f"{stem}.wav", segment.start, self.segment_samples)
+            silent = rng.random() < SILENT_PROB
+            stems[stem] = audio * (0.0 if silent else rng.uniform(*GAIN_RANGE))
+        mixture = np.sum([stems[s] for s in STEMS], axis=0, dtype=np.float32)
+        return mixture, stems[TARGET].astype(np.float32)
+
+    def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """`(size, channels, samples)` mixtures and `(size, 1, channels, samples)` vocal targets."""
+        pairs = [self.example(rng) for _ in range(size)]
+        return np.stack([m for m, _ in pairs]), np.stack([v for _, v in pairs])[:, None]
+
+
+def aligned_examples(root: Path, segment_samples: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed validation examples: one vocal-salient segment of real (unremixed) songs, no augmentation.
+
+    Returns mixtures `(count, channels, samples)` and vocals `(count, 1, channels, samples)`.
+    """
+    tracks = find_tracks(root)
+    if not tracks:
+        raise ValueError(f"no validation tracks under {root}")
+    rng = np.random.default_rng(seed)
+    vocal_segments = index_salient_segments(tracks, segment_samples)[TARGET]
+    chosen = [vocal_segments[i] for i in rng.choice(len(vocal_segments), size=count, replace=count > len(vocal_segments))]
+    mixtures, vocals = [], []
+    for segment in chosen:
+        stems = [read_segment(segment.track / f"{s}.wav", segment.start, segment_samples) for s in STEMS]
+        mixtures.append(np.sum(stems, axis=0, dtype=np.float32))
+        vocals.append(stems[0])
+    return np.stack(mixtures), np.stack(vocals)[:, None]
