@@ -32,8 +32,9 @@ DEFAULT_FREQS_PER_BANDS: tuple[int, ...] = (
 MASK_HIDDEN_FACTOR = 4
 """Hidden width of each band's mask MLP, as a multiple of `dim` (spec §2.7)."""
 
-CPU_TOKENS_PER_BLOCK = 1024
-"""Sequence steps processed together by a bidirectional Mamba block on a CPU (speed only; see bench_model.py)."""
+CPU_BLOCK_ELEMENTS = 1 << 20
+"""CPU inference runs a bidirectional block on about this many (step × d_inner) activations at once: 1024 steps
+of the released model. Speed only: fastest of 512-8192 steps on a 2-core CPU (scripts/bench_model.py)."""
 
 COMPLEX_PARTS = 2  # real, imaginary: the fastest axis of a band's features (spec §2.1)
 
@@ -166,10 +167,12 @@ class BidirectionalMamba(nn.Module):
         self.linear = nn.ConvTranspose1d(2 * dim, dim, kernel_size=1, stride=1)
 
     def forward(self, u: Tensor) -> Tensor:
-        if u.device.type != "cpu":
+        if u.device.type != "cpu" or torch.is_grad_enabled():
             return self._forward(u)
-        # On a CPU, sequences go through in blocks small enough for the caches (and for malloc to reuse memory).
-        per_block = max(1, CPU_TOKENS_PER_BLOCK // u.shape[1])
+        # CPU inference: sequences go through in blocks small enough for the caches (and for malloc to reuse
+        # memory); with autograd the per-op overhead of many small blocks costs more than it saves.
+        mixer = self.forward_blocks[0].mixer
+        per_block = max(1, CPU_BLOCK_ELEMENTS // (mixer.d_inner * u.shape[1]))
         return torch.cat([self._forward(part) for part in u.split(per_block)])
 
     def _forward(self, u: Tensor) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -19,6 +21,18 @@ from utils.plots import (
 
 SR = 44100
 JSON_BUDGET_BYTES = 300_000
+
+
+def axis_ms(position: str) -> float:
+    """A date-axis position (sent as a date string, see utils.plots) in ms from time 0."""
+    return (datetime.fromisoformat(position) - datetime(1970, 1, 1)).total_seconds() * 1000
+
+
+def test_time_positions_are_date_strings_not_numbers_plotly_would_read_as_years():
+    mixture, vocals = song(5)
+    activity = detect_vocal_activity(vocals, SR)
+    figure = activity_figure(activity)
+    assert isinstance(figure.data[0].x0, str) and axis_ms(figure.data[0].x0) > 0
 
 
 def song(seconds: float) -> tuple[np.ndarray, np.ndarray]:
@@ -83,14 +97,14 @@ def test_activity_figure_draws_the_level_and_both_thresholds(twenty_seconds, fig
 def test_every_figure_spans_exactly_the_song(figures, name):
     for axis in ("xaxis", "xaxis2"):
         if axis in figures[name].layout and figures[name].layout[axis].type is not None:
-            assert tuple(figures[name].layout[axis].range) == (0, 20_000.0)
+            assert tuple(map(axis_ms, figures[name].layout[axis].range)) == (0, 20_000.0)
 
 
 @pytest.mark.parametrize("name", ["waveform", "activity"])
 def test_one_shaded_band_per_phrase(twenty_seconds, figures, name):
     segments = twenty_seconds[2].segments
     assert len(segments) == 4
-    assert [(shape.x0, shape.x1) for shape in rects(figures[name])] == [
+    assert [(axis_ms(shape.x0), axis_ms(shape.x1)) for shape in rects(figures[name])] == [
         (1e3 * a, 1e3 * b) for a, b in segments
     ]
 

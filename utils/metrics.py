@@ -242,11 +242,13 @@ def track_metrics(
     """All metrics of one track, keyed as `summarize` expects; each input `(channels, samples)`.
 
     Keys: csdr, usdr, bleed_db, silent_fraction, and false_activity_rate when a detector's mask is given.
-    Raises ValueError when the reference or the estimate is silent: a track without vocals has no cSDR.
+    An all-silent estimate (the "silence" baseline) has no cSDR (museval refuses it): NaN, the rest stands.
+    Raises ValueError when the reference is silent: a track without vocals has no cSDR.
     """
     silent = silent_regions(reference_vocals, sample_rate, mixture=mixture)
+    estimate_silent = not np.any(estimate)
     metrics = {
-        "csdr": csdr(reference_vocals, estimate, sample_rate),
+        "csdr": float("nan") if estimate_silent and np.any(reference_vocals) else csdr(reference_vocals, estimate, sample_rate),
         "usdr": usdr(reference_vocals, estimate),
         "bleed_db": bleed_level_db(estimate, mixture, silent, sample_rate),
         "silent_fraction": float(np.mean(silent.values)) if len(silent.values) else float("nan"),

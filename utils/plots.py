@@ -1,13 +1,15 @@
 """Plotly figures of a separation: waveforms, spectrograms and vocal activity on one time axis.
 
 Every figure spans exactly the song, `[0, duration]`, with the same plot-area margins, so stacked figures line
-up column for column. The time axis is a Plotly date axis in milliseconds from 0 (x values, shapes and
-ranges are all in ms), which gives `mm:ss` ticks and `mm:ss.ss` hover without sending any labels. Data travel
+up column for column. The time axis is a Plotly date axis counting milliseconds from 1970-01-01 (positions,
+shapes and ranges are sent as date strings, steps `dx` in ms), which gives `mm:ss` ticks and `mm:ss.ss` hover without sending any labels. Data travel
 as NumPy arrays, which Plotly serialises as base64 typed arrays (float32 curves, int8 dB spectrograms), and
 evenly spaced points use `x0`/`dx` instead of an x array: each figure of a 10-minute song stays under 300 kB.
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 import numpy as np
 import plotly.graph_objects as go
@@ -17,6 +19,8 @@ from plotly.subplots import make_subplots
 from scipy.signal import get_window
 
 from utils.activity import SILENT_RMS, VocalActivity
+
+EPOCH = datetime(1970, 1, 1)  # time 0 of the date axis
 
 # One colour for the voice everywhere (envelope, level curve, shading, spectrogram); the mixture stays grey.
 VOCAL_COLOUR = "#c2185b"
@@ -225,7 +229,7 @@ def _time_axis(duration_s: float) -> dict:
     clock = _clock_format(duration_s)
     return {
         "type": "date",
-        "range": [0, 1000.0 * duration_s],
+        "range": [_date(0.0), _date(1000.0 * duration_s)],
         "tickformatstops": [
             {"dtickrange": [None, 1000], "value": f"{clock}.%2f"},
             {"dtickrange": [1000, None], "value": clock},
@@ -250,8 +254,8 @@ def _shade_phrases(fig: go.Figure, segments: list[tuple[float, float]]) -> None:
                     "type": "rect",
                     "xref": "x",
                     "yref": "paper",
-                    "x0": 1000.0 * start,
-                    "x1": 1000.0 * end,
+                    "x0": _date(1000.0 * start),
+                    "x1": _date(1000.0 * end),
                     "y0": 0,
                     "y1": 1,
                     "fillcolor": VOCAL_COLOUR,
@@ -271,10 +275,16 @@ def _bin_starts(length: int, max_bins: int) -> np.ndarray:
     return np.arange(bins) * length // bins
 
 
-def _bin_centres_ms(duration_s: float, bins: int) -> tuple[float, float]:
-    """`x0` and `dx` in ms of `bins` equal bins over the song."""
+def _bin_centres_ms(duration_s: float, bins: int) -> tuple[str, float]:
+    """`x0` (as a date string) and `dx` in ms of `bins` equal bins over the song."""
     width = 1000.0 * duration_s / bins
-    return width / 2, width
+    return _date(width / 2), width
+
+
+def _date(ms: float) -> str:
+    """A time on the axis as a date string: plotly.js reads a bare 2- or 4-digit number on a date axis as a
+    year, so numeric positions like 10 (ms) land in the year 2010."""
+    return (EPOCH + timedelta(milliseconds=ms)).isoformat(sep=" ", timespec="microseconds")
 
 
 def _log_band_weights(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,231 @@
+"""Run BSMamba2 over a whole song: cut into chunks, separate batch by batch, stitch, crop.
+
+With the defaults this is the official separator (spec §5, `src/separator.py` with the `test_dataset`
+settings): 8-s chunks, hop = chunk (no overlap, no window), right zero-padding by
+`hop − ((samples − chunk) mod hop)`, plain overlap-add, crop. With `overlap > 0` neighbouring chunks share
+`overlap · chunk` samples and are cross-faded (see `chunk_weights`).
+
+Memory stays bounded by the batch: only one batch of chunks (and their STFTs) exists at a time, and each
+separated batch is added straight into the output buffer, which has the input's length.
+
+    separator = Separator(load_model().model)
+    stems = separator.separate(mixture)      # {"vocals": (2, n), "accompaniment": (2, n)}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from model.bsmamba2 import BSMamba2
+from model.stft import SAMPLE_RATE
+
+__all__ = ["SeparationSettings", "Progress", "Separator", "chunk_starts", "chunk_weights", "padded_length"]
+
+log = logging.getLogger(__name__)
+
+OFFICIAL_CHUNK_SECONDS = 8.0
+"""`win_size` = `hop_size` = 8 s in the official `src/conf/test_dataset/default.yaml` (spec §5)."""
+
+DEFAULT_BATCH_SIZE = 4
+"""Chunks per forward pass; official: 8, ours: 4 for CPU memory. Results do not depend on it."""
+
+VOCALS = "vocals"
+ACCOMPANIMENT = "accompaniment"
+
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+"""Autocast dtype per precision name; None = plain float32."""
+
+CUDA_AUTO_PRECISION = "fp16"
+"""The official `inference.py`/`evaluate.py` run under `torch.cuda.amp.autocast()`: float16 (spec §2.8)."""
+
+
+@dataclass(frozen=True)
+class SeparationSettings:
+    """How a song is cut and run. The defaults reproduce the official inference."""
+
+    chunk_seconds: float = OFFICIAL_CHUNK_SECONDS
+    overlap: float = 0.0  # fraction of a chunk shared with the next one, 0 <= overlap < 1; 0 = official
+    batch_size: int = DEFAULT_BATCH_SIZE
+    device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:0", ...
+    precision: str = "auto"  # "auto" (fp16 autocast on CUDA, fp32 on CPU), "fp32", "fp16", "bf16"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.chunk_seconds) and self.chunk_seconds > 0):
+            raise ValueError(f"chunk_seconds must be positive, got {self.chunk_seconds}")
+        if not 0.0 <= self.overlap < 1.0:
+            raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.precision != "auto" and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be 'auto' or one of {sorted(PRECISIONS)}: {self.precision!r}")
+        if self.hop_samples < 1:
+            raise ValueError(f"overlap {self.overlap} leaves no hop between chunks of {self.chunk_seconds} s")
+
+    @property
+    def chunk_samples(self) -> int:
+        return round(self.chunk_seconds * SAMPLE_RATE)
+
+    @property
+    def hop_samples(self) -> int:
+        return round(self.chunk_samples * (1.0 - self.overlap))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a separation is, reported after each batch."""
+
+    chunks_done: int
+    chunks_total: int
+
+    @property
+    def fraction(self) -> float:
+        return self.chunks_done / self.chunks_total if self.chunks_total else 1.0
+
+
+def padded_length(num_samples: int, chunk: int, hop: int) -> int:
+    """Length after the official right zero-padding: `samples + hop − ((samples − chunk) mod hop)`.
+
+    Python's modulo, as in the official code: a remainder of 0 still adds a whole hop (an exact 8 s becomes
+    16 s) and, with hop = chunk, an input shorter than a chunk becomes one chunk. With overlap (hop < chunk)
+    the formula can fall short of a chunk, hence a floor of one chunk (the official code would also pad the
+    start by `chunk − hop`; our cross-fade weights do not need that).
+    """
+    return max(chunk, num_samples + hop - ((num_samples - chunk) % hop))
+
+
+def chunk_starts(num_samples: int, chunk: int, hop: int) -> list[int]:
+    """Start sample of every chunk of the padded signal that holds at least one input sample.
+
+    The official code also separates chunks made only of padding; their output is cropped away, so they are
+    skipped here (same result, less work).
+    """
+    last = padded_length(num_samples, chunk, hop) - chunk
+    return [start for start in range(0, last + 1, hop) if start < num_samples]
+
+
+def chunk_weights(index: int, count: int, chunk: int, hop: int) -> np.ndarray:
+    """`(chunk,)` float32 weight of chunk `index` of `count` (chunk k starts at k·hop); they sum to 1.
+
+    Each chunk gets a trapezoid with linear ramps as long as the overlap L,
+    `min(1, (i + ½)/L, (chunk − i − ½)/L)`, never zero. The weight is that trapezoid divided by the sum of
+    the trapezoids of every chunk covering the sample (from the neighbours: no song-long buffer needed).
+    Where two chunks overlap this is an exact linear cross-fade; at the start of the first chunk and the end
+    of the last, where only one chunk covers, the weight is 1. Without overlap every weight is 1 (the
+    official plain overlap-add). For overlap > ½ three or more chunks mix, still summing to 1.
+    """
+    reach = math.ceil(chunk / hop) - 1  # neighbours on each side that overlap a chunk
+    return _normalised_trapezoid(min(index, reach), min(count - 1 - index, reach), chunk, hop)
+
+
+@functools.lru_cache(maxsize=16)
+def _normalised_trapezoid(left: int, right: int, chunk: int, hop: int) -> np.ndarray:
+    """The weight of a chunk with `left` and `right` overlapping neighbours (interior chunks share one)."""
+    if hop >= chunk:
+        return np.ones(chunk, dtype=np.float32)
+    positions = np.arange(chunk, dtype=np.float64)
+    total = sum(_trapezoid(positions + k * hop, chunk, chunk - hop) for k in range(-right, left + 1))
+    weights = (_trapezoid(positions, chunk, chunk - hop) / total).astype(np.float32)
+    weights.flags.writeable = False
+    return weights
+
+
+def _trapezoid(positions: np.ndarray, chunk: int, ramp: int) -> np.ndarray:
+    """The un-normalised cross-fade window at `positions` (0 outside `[0, chunk)`)."""
+    inside = (positions >= 0) & (positions < chunk)
+    shape = np.minimum(1.0, np.minimum(positions + 0.5, chunk - positions - 0.5) / ramp)
+    return np.where(inside, shape, 0.0)
+
+
+class Separator:
+    """A model placed on a device, ready to separate songs of any length."""
+
+    def __init__(self, model: BSMamba2, settings: SeparationSettings = SeparationSettings()) -> None:
+        self.settings = settings
+        self.device = _resolve_device(settings.device)
+        self.autocast_dtype = _resolve_precision(settings.precision, self.device)
+        self.model = model.to(self.device).eval()
+        self.channels = model.config.audio_channels
+        if VOCALS not in model.config.stems:
+            raise ValueError(f"the model has no '{VOCALS}' stem: {model.config.stems}")
+        self.vocals_index = model.config.stems.index(VOCALS)
+
+    def separate(
+        self, mixture: np.ndarray, progress: Callable[[Progress], None] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Mixture float32 `(2, samples)` at 44.1 kHz → `{"vocals", "accompaniment"}`, float32 `(2, samples)`.
+
+        `accompaniment` is `mixture − vocals`. `progress` is called after each batch of chunks.
+        """
+        self._check_mixture(mixture)
+        num_samples = mixture.shape[1]
+        chunk, hop = self.settings.chunk_samples, self.settings.hop_samples
+        starts = chunk_starts(num_samples, chunk, hop)
+        vocals = np.zeros_like(mixture)
+        done = 0
+        log.debug("separating %d samples in %d chunks of %d (hop %d)", num_samples, len(starts), chunk, hop)
+        with torch.inference_mode():
+            for batch_starts in _batches(starts, self.settings.batch_size):
+                separated = self._separate_batch(mixture, batch_starts, chunk)
+                for start, wave in zip(batch_starts, separated, strict=True):
+                    end = min(start + chunk, num_samples)
+                    weights = chunk_weights(start // hop, len(starts), chunk, hop)
+                    vocals[:, start:end] += (wave * weights)[:, : end - start]
+                done += len(batch_starts)
+                if progress is not None:
+                    progress(Progress(done, len(starts)))
+        return {VOCALS: vocals, ACCOMPANIMENT: mixture - vocals}
+
+    def _separate_batch(self, mixture: np.ndarray, starts: list[int], chunk: int) -> np.ndarray:
+        """Vocals of the chunks at `starts` (zero-padded past the end): `(len(starts), channels, chunk)`."""
+        batch = torch.zeros(len(starts), self.channels, chunk)
+        for row, start in enumerate(starts):
+            piece = mixture[:, start : start + chunk]
+            batch[row, :, : piece.shape[1]] = torch.from_numpy(piece)
+        with self._autocast():
+            stems = self.model.separate_waveform(batch.to(self.device))
+        return stems[:, self.vocals_index].float().cpu().numpy()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _check_mixture(self, mixture: np.ndarray) -> None:
+        if not isinstance(mixture, np.ndarray) or mixture.dtype != np.float32:
+            raise ValueError(f"mixture must be a float32 numpy array, got {type(mixture).__name__} "
+                             f"{getattr(mixture, 'dtype', '')}")
+        if mixture.ndim != 2 or mixture.shape[0] != self.channels or mixture.shape[1] == 0:
+            raise ValueError(f"mixture must be shaped ({self.channels}, samples > 0), got {mixture.shape}")
+        if not np.isfinite(mixture).all():
+            raise ValueError("mixture contains NaN or infinite samples")
+
+
+def _batches(items: list[int], size: int) -> Iterator[list[int]]:
+    for first in range(0, len(items), size):
+        yield items[first : first + size]
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
+    return device
+
+
+def _resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    if name == "auto":
+        name = CUDA_AUTO_PRECISION if device.type == "cuda" else "fp32"
+    dtype = PRECISIONS[name]
+    if dtype is not None and device.type != "cuda":
+        raise ValueError(f"precision {name!r} needs a CUDA device; use 'fp32' on {device.type}")
+    return dtype

@@ -1,0 +1,136 @@
+"""The functions Gradio calls. Each turns widget values into `SeparationOptions`, runs the service, feeds
+`gr.Progress`, and turns failures into `gr.Error`: a `SeparationError` shows its own sentence, anything else
+is logged with its traceback and shown as a generic apology (the server keeps running).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ui.service import DEFAULT_FORMAT, OUTPUT_FORMATS, SeparationOptions, SeparationResult, SeparationService
+from ui.text import segment_rows, summary_markdown
+from utils.audio import DEFAULT_BIT_DEPTHS
+from utils.errors import SeparationError
+
+logger = logging.getLogger(__name__)
+
+NO_INPUT_MESSAGE = "Upload a song (or record one) first, then press Separate."
+GENERIC_ERROR_MESSAGE = (
+    "Something went wrong while separating this file. Please try again, or convert it to WAV or MP3 and "
+    "upload that; if it keeps happening, let us know in the Community tab."
+)
+UI_OUTPUT_COUNT = 10
+API_OUTPUT_COUNT = 3
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Re-raise every failure as a `gr.Error` a musician understands."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except SeparationError as error:
+        logger.info("refused: %s", error)
+        raise gr.Error(str(error), print_exception=False) from error
+    except Exception as error:
+        logger.exception("separation failed")
+        raise gr.Error(GENERIC_ERROR_MESSAGE, print_exception=False) from error
+
+
+def pick_input(recorded_or_uploaded: str | None, any_file: str | None) -> str:
+    """The song to separate: the file box when it holds one, else the player; gr.Error when both are empty."""
+    song = any_file or recorded_or_uploaded
+    if not song:
+        raise gr.Error(NO_INPUT_MESSAGE, print_exception=False)
+    return str(song)
+
+
+def bit_depth_choices(output_format: str) -> dict[str, Any]:
+    """An update for the bit-depth radio: the format's depths and default, hidden for MP3."""
+    depths = OUTPUT_FORMATS.get(output_format, ())
+    return gr.update(
+        choices=list(depths), value=DEFAULT_BIT_DEPTHS.get(output_format), visible=bool(depths)
+    )
+
+
+def only_one_input() -> None:
+    """Clears the other song input when one receives a file, so it is clear which one is separated."""
+    return None
+
+
+class Callbacks:
+    """Event handlers bound to one shared `SeparationService`."""
+
+    def __init__(self, service: SeparationService) -> None:
+        self.service = service
+
+    def run(
+        self, song: str, output_format: str, bit_depth: int | None, overlap: float, clean_up: bool,
+        checkpoint: str, progress: gr.Progress | None = None,
+    ) -> SeparationResult:
+        """Separate `song` with the given widget values; raises gr.Error with a readable message."""
+        options = SeparationOptions(
+            output_format=output_format or DEFAULT_FORMAT, bit_depth=bit_depth, overlap=overlap,
+            clean_up=bool(clean_up), checkpoint=checkpoint or "",
+        )
+        report = None if progress is None else (lambda fraction, message: progress(fraction, desc=message))
+        with user_errors():
+            return self.service.separate(song, options, report)
+
+    def separate(
+        self,
+        recorded_or_uploaded: str | None,
+        any_file: str | None,
+        output_format: str,
+        bit_depth: int | None,
+        overlap: float,
+        clean_up: bool,
+        checkpoint: str,
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple:
+        """The Separate button: players, downloads, summary, phrase table and the three plots."""
+        song = pick_input(recorded_or_uploaded, any_file)
+        result = self.run(song, output_format, bit_depth, overlap, clean_up, checkpoint, progress)
+        vocals, accompaniment = str(result.vocals_path), str(result.accompaniment_path)
+        return (
+            vocals,
+            accompaniment,
+            vocals,
+            accompaniment,
+            str(result.zip_path),
+            summary_markdown(result),
+            segment_rows(result.activity),
+            result.figures["waveform"],
+            result.figures["spectrogram"],
+            result.figures["activity"],
+        )
+
+    def separate_api(
+        self,
+        song: str | None,
+        output_format: str,
+        bit_depth: int | None,
+        overlap: float,
+        clean_up: bool,
+        checkpoint: str,
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple[str, str, dict]:
+        """The `/separate` endpoint: vocals file, accompaniment file, and phrases + summary as JSON."""
+        song = pick_input(None, song)
+        result = self.run(song, output_format, bit_depth, overlap, clean_up, checkpoint, progress)
+        return str(result.vocals_path), str(result.accompaniment_path), result.api_payload()
+
+
+def existing_examples(folder: Path) -> list[list[str]]:
+    """Example songs in `folder` (audio files, sorted), one row each; empty if the folder is missing."""
+    suffixes = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aiff"}
+    if not folder.is_dir():
+        return []
+    return [[str(path)] for path in sorted(folder.iterdir()) if path.suffix.lower() in suffixes]

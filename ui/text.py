@@ -1,0 +1,112 @@
+"""What the user reads: the summary, the phrase table, `report.md` and the model panel."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from utils.activity import VocalActivity
+
+if TYPE_CHECKING:
+    from model.pretrained import LoadedModel
+    from ui.service import SeparationOptions, SeparationResult
+
+SEGMENT_HEADERS = ["#", "start", "end", "length"]
+DEMO_KIND = "bundled demo"
+DEMO_WARNING = (
+    "**This is the demo model, trained on synthetic songs only.** It shows how the app works; expect rough "
+    "separations of real recordings."
+)
+
+
+def clock(seconds: float) -> str:
+    """`83.25` → `1:23.3` (minutes:seconds.tenths)."""
+    tenths = round(max(0.0, seconds) * 10)
+    minutes, tenths = divmod(tenths, 600)
+    return f"{minutes}:{tenths // 10:02d}.{tenths % 10}"
+
+
+def segment_rows(activity: VocalActivity) -> list[list[object]]:
+    """One row per sung phrase: number, start, end (m:ss.s) and length in seconds."""
+    return [
+        [index, clock(start), clock(end), f"{end - start:.1f} s"]
+        for index, (start, end) in enumerate(activity.segments, start=1)
+    ]
+
+
+def summary_markdown(result: SeparationResult) -> str:
+    """The key numbers of a separation, as a short Markdown list."""
+    activity = result.activity
+    lines = [
+        f"**{result.song_name}** — {clock(result.duration_s)} long",
+        f"- Voice in **{100 * activity.voiced_fraction:.0f} %** of the song: {activity.phrase_count} "
+        f"{'phrase' if activity.phrase_count == 1 else 'phrases'}, longest stretch without voice "
+        f"{activity.longest_silence_s:.1f} s",
+        f"- Separated on **{result.device}** in {result.processing_s:.1f} s "
+        f"({_speed(result.realtime_factor)})",
+    ]
+    if result.options.clean_up:
+        lines.append("- Sparse-region clean-up: on (the vocal stem is attenuated between phrases)")
+    if result.from_cache:
+        lines.append("- Shown from the cache: this file was separated with the same settings a moment ago")
+    lines.extend(f"- ⚠️ {warning}" for warning in result.warnings)
+    return "\n".join(lines)
+
+
+def report_markdown(
+    *,
+    song_name: str,
+    activity: VocalActivity,
+    duration_s: float,
+    device: str,
+    processing_s: float,
+    model_description: str,
+    options: SeparationOptions,
+    source_format: str,
+    warnings: tuple[str, ...],
+) -> str:
+    """`report.md` for the zip: what was separated, how, and where the voice is."""
+    settings = dataclasses.asdict(options)
+    rows = "\n".join(f"| {' | '.join(map(str, row))} |" for row in segment_rows(activity))
+    realtime = processing_s / duration_s if duration_s > 0 else 0.0
+    parts = [
+        f"# {song_name}: vocals and accompaniment",
+        "",
+        f"- Source: {source_format}, {clock(duration_s)} ({duration_s:.2f} s)",
+        f"- Model: {model_description}",
+        f"- Settings: {', '.join(f'{k} = {v!r}' for k, v in settings.items())}",
+        f"- Device: {device}, {processing_s:.2f} s ({_speed(realtime)})",
+        f"- Voice: {100 * activity.voiced_fraction:.1f} % of the song, {activity.phrase_count} phrases, "
+        f"longest stretch without voice {activity.longest_silence_s:.1f} s",
+        "",
+        "## Sung phrases",
+        "",
+        f"| {' | '.join(SEGMENT_HEADERS)} |",
+        f"|{'---|' * len(SEGMENT_HEADERS)}",
+        rows or "| – | – | – | – |",
+    ]
+    if warnings:
+        parts += ["", "## Notes", "", *(f"- {warning}" for warning in warnings)]
+    parts += ["", "Phrase times are also in `activity.json` (seconds)."]
+    return "\n".join(parts) + "\n"
+
+
+def is_demo_model(loaded: LoadedModel) -> bool:
+    """The bundled demo model, or weights whose provenance says they were trained on synthetic data."""
+    return loaded.kind == DEMO_KIND or any("synthetic" in str(value).lower() for value in loaded.info.values())
+
+
+def model_panel_markdown(loaded: LoadedModel | None, load_error: str | None = None) -> str:
+    """Which weights separate, and where they came from; or why there are none."""
+    if loaded is None:
+        return f"### ⚠️ No model loaded\n\n{load_error or 'No model weights were found.'} Separation is unavailable."
+    text = f"**Model** — {loaded.describe()}"
+    return f"{DEMO_WARNING}\n\n{text}" if is_demo_model(loaded) else text
+
+
+def _speed(realtime_factor: float) -> str:
+    if realtime_factor <= 0:
+        return "instant"
+    if realtime_factor < 1:
+        return f"{1 / realtime_factor:.1f}× faster than real time"
+    return f"{realtime_factor:.1f}× slower than real time"
