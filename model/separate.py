@@ -179,7 +179,7 @@ def _separate_file(
             bar.update(progress.chunks_done - bar.n)
 
         stems = separator.separate(decoded.waveform, progress=advance)
-    activity = detect_vocal_activity(stems["vocals"], SAMPLE_RATE)
+    activity = detect_vocal_activity(stems["vocals"], SAMPLE_RATE, mixture=decoded.waveform)
     if gate is not None:
         stems = apply_sparse_gate(stems, activity, SAMPLE_RATE, gate)
     seconds = time.perf_counter() - started

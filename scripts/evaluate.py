@@ -65,7 +65,7 @@ def folder_tracks(root: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
 
 
 def score(name: str, vocals: np.ndarray, estimate: np.ndarray, mixture: np.ndarray) -> dict:
-    activity = detect_vocal_activity(estimate, SAMPLE_RATE)
+    activity = detect_vocal_activity(estimate, SAMPLE_RATE, mixture=mixture)
     frame_rate = 1.0 / activity.params.hop_s
     active = FrameMask(activity.active, frame_rate)
     return {"track": name, **track_metrics(vocals, estimate, mixture, SAMPLE_RATE, active=active)}

@@ -176,3 +176,18 @@ def test_ten_minutes_of_stereo_take_well_under_a_second():
 def test_params_reject_a_frame_shorter_than_the_hop():
     with pytest.raises(ValueError):
         ActivityParams(hop_s=0.05, frame_s=0.02)
+
+
+def test_bleed_far_under_the_mixture_is_not_voice():
+    """Leakage 26 dB under a loud band is not a phrase, even if as loud as a soft verse elsewhere."""
+    sr = 44100
+    rng = np.random.default_rng(5)
+    band = np.concatenate([0.02 * rng.standard_normal((2, 4 * sr)), 0.5 * rng.standard_normal((2, 4 * sr))], axis=1)
+    vocals = np.zeros_like(band)
+    vocals[:, : 2 * sr] = 0.05 * np.sin(2 * np.pi * 330 * np.arange(2 * sr) / sr)  # a soft verse over a quiet band
+    vocals[:, 4 * sr :] = 0.025 * band[:, 4 * sr :]  # bleed during the loud instrumental
+    mixture = (band + vocals).astype(np.float32)
+    alone = detect_vocal_activity(vocals.astype(np.float32), sr)
+    with_mix = detect_vocal_activity(vocals.astype(np.float32), sr, mixture=mixture)
+    assert len(alone.segments) == 2  # level alone cannot tell the bleed from the verse
+    assert len(with_mix.segments) == 1 and with_mix.segments[0][1] < 2.2

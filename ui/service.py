@@ -255,7 +255,7 @@ class SeparationService:
         processing_s = time.perf_counter() - started
 
         report(PROGRESS_SEPARATED, "Finding where the voice is")
-        activity = detect_vocal_activity(stems[VOCALS], MODEL_SAMPLE_RATE)
+        activity = detect_vocal_activity(stems[VOCALS], MODEL_SAMPLE_RATE, mixture=audio.waveform)
         if options.clean_up:
             stems = apply_sparse_gate(stems, activity, MODEL_SAMPLE_RATE, GateSettings())
 

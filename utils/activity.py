@@ -48,6 +48,11 @@ REFERENCE_TOP_S = 1.0
 ON_BELOW_REFERENCE_DB = 30.0
 # "Off" sits 6 dB under "on": a voice wobbling around one threshold does not chatter on and off.
 HYSTERESIS_DB = 6.0
+# With the mixture at hand, a frame whose vocals sit more than 20 dB under the mixture is bleed, not voice:
+# sung lines sit within about -10..+5 dB of the band (-12 dB or more against the mixture), while a separator's
+# leakage in a gap between phrases sits 25 dB or more under it. This is what makes the sparse-region gate
+# useful: bleed in a loud instrumental passage can be as loud as a soft verse elsewhere in the song.
+BELOW_MIXTURE_DB = 20.0
 # Silences shorter than 0.5 s (breaths, stop consonants, short rests inside a line) do not split a phrase.
 MIN_GAP_S = 0.5
 # Sounds shorter than 0.25 s after bridging (a click, a bleed transient, half a syllable) are not a phrase.
@@ -64,6 +69,7 @@ class ActivityParams:
     reference_top_s: float = REFERENCE_TOP_S
     on_below_reference_db: float = ON_BELOW_REFERENCE_DB
     hysteresis_db: float = HYSTERESIS_DB
+    below_mixture_db: float = BELOW_MIXTURE_DB
     min_gap_s: float = MIN_GAP_S
     min_phrase_s: float = MIN_PHRASE_S
 
@@ -135,11 +141,21 @@ class VocalActivity:
 
 
 def detect_vocal_activity(
-    vocals: np.ndarray, sample_rate: int, params: ActivityParams = ActivityParams()
+    vocals: np.ndarray,
+    sample_rate: int,
+    params: ActivityParams = ActivityParams(),
+    *,
+    mixture: np.ndarray | None = None,
 ) -> VocalActivity:
-    """Find the sung phrases in a separated vocal stem `(channels, samples)`."""
+    """Find the sung phrases in a separated vocal stem `(channels, samples)`.
+
+    With the `mixture` (same shape), frames where the vocals sit more than `below_mixture_db` under the
+    mixture are not voice, however loud they are in absolute terms.
+    """
     if vocals.ndim != 2 or vocals.shape[1] == 0:
         raise ValueError(f"vocals must be (channels, samples) with samples > 0, got shape {vocals.shape}")
+    if mixture is not None and mixture.shape != vocals.shape:
+        raise ValueError(f"mixture {mixture.shape} and vocals {vocals.shape} differ in shape")
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     num_samples = vocals.shape[1]
@@ -153,7 +169,11 @@ def detect_vocal_activity(
     on_db = max(params.absolute_floor_db, reference_db - params.on_below_reference_db)
     off_db = on_db - params.hysteresis_db
 
-    starts, ends = _runs(_hysteresis(level_db, on_db, off_db))
+    deciding_db = level_db
+    if mixture is not None:
+        bleed = level_db < _level_db(mixture, hop, frame_hops) - params.below_mixture_db
+        deciding_db = np.where(bleed, level_db.min(initial=20.0 * math.log10(SILENT_RMS)), level_db)
+    starts, ends = _runs(_hysteresis(deciding_db, on_db, off_db))
     starts, ends = _bridge_and_drop(
         starts,
         ends,
