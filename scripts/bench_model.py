@@ -20,25 +20,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from model.bsmamba2 import BSMamba2, BSMamba2Config  # noqa: E402
+from scripts.train import PRESETS as TRAINING_PRESETS  # noqa: E402
+
 CHUNK_SECONDS = 8.0
-PRESETS: dict[str, dict] = {
-    "released": {},  # dim 256, depth 6: the paper's model
-    "dim128-depth2": {"dim": 128, "depth": 2},  # the official parity fixture's size
-    "dim64-depth2": {"dim": 64, "depth": 2},
-    "dim64-depth2-state64": {"dim": 64, "depth": 2, "mamba_d_state": 64, "mamba_headdim": 32},
-    "dim48-depth2-state32": {"dim": 48, "depth": 2, "mamba_d_state": 32, "mamba_headdim": 32, "mamba_expand": 2},
+PRESETS: dict[str, BSMamba2Config] = {
+    "released": BSMamba2Config(),  # dim 256, depth 6: the paper's model
+    "dim128-depth2": BSMamba2Config(dim=128, depth=2),  # the official parity fixture's size
+    "dim64-depth2": BSMamba2Config(dim=64, depth=2),
+    "demo": TRAINING_PRESETS["demo"],  # the bundled demo model
 }
 
 
 def run_one(preset: str, threads: int, runs: int, profile: bool) -> dict:
     import torch
 
-    from model.bsmamba2 import BSMamba2, BSMamba2Config
     from model.stft import SAMPLE_RATE
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = BSMamba2(BSMamba2Config(**PRESETS[preset])).eval()
+    model = BSMamba2(PRESETS[preset]).eval()
     waveform = torch.randn(1, 2, int(CHUNK_SECONDS * SAMPLE_RATE)) * 0.1
     times = []
     with torch.inference_mode():
