@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from model.bsmamba2 import BSMamba2
+from model.kernels import best_scan_backend, use_scan_backend
 from model.stft import SAMPLE_RATE
 
 __all__ = ["SeparationSettings", "Progress", "Separator", "chunk_starts", "chunk_weights", "padded_length"]
@@ -152,6 +153,7 @@ class Separator:
         self.device = _resolve_device(settings.device)
         self.autocast_dtype = _resolve_precision(settings.precision, self.device)
         self.model = model.to(self.device).eval()
+        use_scan_backend(self.model, best_scan_backend(self.device))  # mamba_ssm's kernels on CUDA when present
         self.channels = model.config.audio_channels
         if VOCALS not in model.config.stems:
             raise ValueError(f"the model has no '{VOCALS}' stem: {model.config.stems}")

@@ -26,6 +26,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from model.gate import GateSettings, apply_sparse_gate  # noqa: E402
 from model.pretrained import load_model  # noqa: E402
 from model.separator import SeparationSettings, Separator  # noqa: E402
 from utils.activity import detect_vocal_activity  # noqa: E402
@@ -71,12 +72,19 @@ def score(name: str, vocals: np.ndarray, estimate: np.ndarray, mixture: np.ndarr
     return {"track": name, **track_metrics(vocals, estimate, mixture, SAMPLE_RATE, active=active)}
 
 
-def evaluate(tracks, separator: Separator) -> dict:
+def gated(stems: dict[str, np.ndarray], mixture: np.ndarray) -> dict[str, np.ndarray]:
+    """The separator's stems after the optional sparse-region gate (what `--gate` in the CLI and app do)."""
+    activity = detect_vocal_activity(stems["vocals"], SAMPLE_RATE, mixture=mixture)
+    return apply_sparse_gate(stems, activity, SAMPLE_RATE, GateSettings())
+
+
+def evaluate(tracks, separator: Separator, *, gate: bool = False) -> dict:
     rows: dict[str, list[dict]] = {"model": [], **{b: [] for b in BASELINES}}
     seconds = {"audio": 0.0, "separation": 0.0}
     for name, mixture, vocals in tracks:
         start = time.perf_counter()
-        estimate = separator.separate(mixture)["vocals"]
+        stems = separator.separate(mixture)
+        estimate = (gated(stems, mixture) if gate else stems)["vocals"]
         seconds["separation"] += time.perf_counter() - start
         seconds["audio"] += mixture.shape[1] / SAMPLE_RATE
         rows["model"].append(score(name, vocals, estimate, mixture))
@@ -111,13 +119,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", default=None, help="model folder, Hub repo id or official .ckpt")
     parser.add_argument("--overlap", type=float, default=0.0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--gate", action="store_true", help="apply the sparse-region gate to the model's stems")
     parser.add_argument("--json", type=Path, help="write per-track rows and aggregates here")
     args = parser.parse_args(argv)
 
     loaded = load_model(args.checkpoint)
     separator = Separator(loaded.model, SeparationSettings(overlap=args.overlap, device=args.device))
     tracks = folder_tracks(args.data) if args.data else generated_tracks(args.generated, args.backend, tuple(args.durations))
-    result = evaluate(tracks, separator)
+    result = evaluate(tracks, separator, gate=args.gate)
+    result["gate"] = args.gate
     result["model"] = loaded.describe()
     result["device"] = str(separator.device)
     print_table(result["summary"])
