@@ -161,3 +161,11 @@ def test_convert_cli_writes_a_loadable_hub_folder_with_a_card(tmp_path):
     loaded = load_model(tmp_path / "out")
     assert outputs_equal(model, loaded.model) and "official BSMamba2 weights" in loaded.describe()
     assert convert_main([str(tmp_path / "missing.ckpt"), str(tmp_path / "out2")]) == 1
+
+
+def test_bundled_demo_model_loads_by_default_and_says_what_it_is(monkeypatch):
+    monkeypatch.delenv("BSMAMBA2_CHECKPOINT", raising=False)
+    loaded = load_model()
+    assert loaded.kind == "bundled demo"
+    assert "synthetic" in loaded.describe() and "not the paper's weights" in loaded.describe()
+    assert (Path(loaded.source) / "README.md").is_file()  # its model card
