@@ -128,10 +128,8 @@ def _import_skipping_package_init(name: str) -> types.ModuleType:
 
 
 def _as_ssd_scan(kernel: ScanFn) -> ScanFn:
-    """`kernel` with `ssd_scan`'s signature, always run at the kernels' own chunk size.
+    """`kernel` with `ssd_scan`'s signature (the registry hands it the kernels' tuned chunk size, 256).
 
-    Mamba2 shortens the chunk to the sequence for the PyTorch scan (62 bands → 62); the result does not depend
-    on the chunk size, and the Triton kernels are only tuned at 256, which also covers short sequences.
     Mixed dtypes are what mamba_ssm's own Mamba2 passes under autocast: x, dt, B, C in float16/bfloat16,
     A, D, dt_bias in float32; the kernels accumulate in float32 and return y in the dtype of x.
     """
@@ -151,14 +149,13 @@ def _as_ssd_scan(kernel: ScanFn) -> ScanFn:
         initial_states: Tensor | None = None,
         return_final_states: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        del chunk_size  # see above
         return kernel(
             x,
             dt,
             A,
             B,
             C,
-            MAMBA_SSM_CHUNK_SIZE,
+            chunk_size,
             D=D,
             z=z,
             dt_bias=dt_bias,

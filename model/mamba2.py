@@ -160,7 +160,7 @@ class Mamba2(nn.Module):
         xbc = F.silu(causal_depthwise_conv(xbc, self.conv1d.weight, self.conv1d.bias))
         x, B, C = xbc.split([self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1)
         backend = select_scan_backend(self.scan_backend)
-        chunk_size = min(backend.chunk_size or self.chunk_size, u.shape[1])
+        chunk_size = backend.chunk_size or self.chunk_size
         y = backend.scan(
             rearrange(x, "b l (h p) -> b l h p", p=self.headdim),
             dt,

@@ -95,10 +95,11 @@ def ssd_scan(
     Any length works (the tail chunk is padded with Δ = 0, which leaves the state untouched); the arithmetic is
     float32 whatever the input dtype, float64 for float64 inputs.
     """
-    batch, length, heads, _ = x.shape
+    length, heads = x.shape[1], x.shape[2]
     groups = B.shape[2]
     if heads % groups:
         raise ValueError(f"{heads} heads cannot be split evenly between {groups} groups")
+    chunk_size = min(chunk_size, length)  # a chunk longer than the sequence would only add padding
     dtype = _compute_dtype(x)
     delta = _step_sizes(dt, dt_bias, dt_softplus, dt_limit, dtype)
 
