@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from model.separator import OFFICIAL_CHUNK_SECONDS
+from model.inference.separator import OFFICIAL_CHUNK_SECONDS
 from ui.callbacks import Callbacks, bit_depth_choices, existing_examples, only_one_input
 from ui.config import CONCURRENCY_LIMIT, DELETE_CACHE, MAX_FILE_SIZE, QUEUE_MAX_SIZE, AppConfig
 from ui.service import DEFAULT_BIT_DEPTH, DEFAULT_FORMAT, DEFAULT_OVERLAP, OUTPUT_FORMATS, SeparationService

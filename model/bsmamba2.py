@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from model.mamba2 import Mamba2, MambaRMSNorm
 from model.stft import N_FFT, istft, stft
 
-__all__ = ["BSMamba2Config", "BSMamba2", "DEFAULT_FREQS_PER_BANDS"]
+__all__ = ["BSMamba2Config", "BSMamba2", "DEFAULT_FREQS_PER_BANDS", "PRESETS"]
 
 DEFAULT_FREQS_PER_BANDS: tuple[int, ...] = (
     (2,) * 24 + (4,) * 12 + (12,) * 8 + (24,) * 8 + (48,) * 8 + (128, 129)
@@ -244,3 +244,13 @@ class BSMamba2(
     def _from_pretrained(cls, *, strict: bool = True, **kwargs):  # type: ignore[override]
         """Load Hub-format weights strictly by default (the mixin defaults to `strict=False`)."""
         return super()._from_pretrained(strict=strict, **kwargs)
+
+
+PRESETS: dict[str, BSMamba2Config] = {
+    "released": BSMamba2Config(),  # dim 256, depth 6: the paper's model, 48.1 M parameters
+    "dim128-depth2": BSMamba2Config(dim=128, depth=2),  # the size of the official parity fixture
+    "dim64-depth2": BSMamba2Config(dim=64, depth=2),
+    # Small enough to train on a CPU and to separate 8x faster than real time on 2 cores (bench_model.py).
+    "demo": BSMamba2Config(dim=48, depth=2, mamba_expand=2, mamba_d_state=32, mamba_headdim=32),
+}
+"""Named configurations for training (`scripts/train.py --preset`) and the benchmarks."""

@@ -13,6 +13,9 @@ N_FFT = 2048
 HOP_LENGTH = 441
 WIN_LENGTH = 2048
 SAMPLE_RATE = 44100
+"""The model's audio: 44.1 kHz (MUSDB18-HQ, official test and SAD configs)."""
+AUDIO_CHANNELS = 2
+"""Stereo, left/right as read from the file (no mid/side)."""
 
 
 def _window(device: torch.device) -> Tensor:

@@ -20,16 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.bsmamba2 import BSMamba2, BSMamba2Config  # noqa: E402
-from scripts.train import PRESETS as TRAINING_PRESETS  # noqa: E402
+from model.bsmamba2 import PRESETS, BSMamba2  # noqa: E402
 
 CHUNK_SECONDS = 8.0
-PRESETS: dict[str, BSMamba2Config] = {
-    "released": BSMamba2Config(),  # dim 256, depth 6: the paper's model
-    "dim128-depth2": BSMamba2Config(dim=128, depth=2),  # the official parity fixture's size
-    "dim64-depth2": BSMamba2Config(dim=64, depth=2),
-    "demo": TRAINING_PRESETS["demo"],  # the bundled demo model
-}
 
 
 def run_one(preset: str, threads: int, runs: int, profile: bool) -> dict:

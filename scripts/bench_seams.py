@@ -17,11 +17,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.pretrained import load_model  # noqa: E402
-from model.separator import SeparationSettings, Separator, chunk_starts  # noqa: E402
+from model.stft import SAMPLE_RATE  # noqa: E402
+from model.weights.pretrained import load_model  # noqa: E402
+from model.inference.separator import SeparationSettings, Separator, chunk_starts  # noqa: E402
 from utils.synth import SongConfig, generate_song  # noqa: E402
 
-SAMPLE_RATE = 44100
 NEAR_BORDER_S = 0.002
 OVERLAPS = (0.0, 0.25, 0.5)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.bench_model import PRESETS  # noqa: E402
+from model.stft import SAMPLE_RATE  # noqa: E402
+from model.bsmamba2 import PRESETS  # noqa: E402
 
-SAMPLE_RATE = 44100
 
 
 def run_one(preset: str, minutes: float, threads: int, overlap: float) -> dict:
@@ -31,7 +31,7 @@ def run_one(preset: str, minutes: float, threads: int, overlap: float) -> dict:
     import torch
 
     from model.bsmamba2 import BSMamba2
-    from model.separator import SeparationSettings, Separator
+    from model.inference.separator import SeparationSettings, Separator
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

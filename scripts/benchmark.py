@@ -42,8 +42,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SAMPLE_RATE = 44_100
-CHANNELS = 2
+from model.stft import AUDIO_CHANNELS as CHANNELS  # noqa: E402
+from model.stft import SAMPLE_RATE  # noqa: E402
+
 DEFAULT_SECONDS = {"cuda": 240.0, "cpu": 30.0}
 DEFAULT_PRECISION = {"cuda": "fp16", "cpu": "fp32"}
 WARMUP_SECONDS = 8.0  # one chunk of ours and of BS-RoFormer, about one segment of HTDemucs
@@ -121,14 +122,14 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
 def _autocast(device, precision: str) -> contextlib.AbstractContextManager:
     import torch
 
-    from model.separator import PRECISIONS
+    from model.inference.separator import PRECISIONS
 
     dtype = PRECISIONS[precision]
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def _chunk_batches(num_samples: int, chunk: int, batch_size: int) -> Iterator[list[int]]:
-    from model.separator import chunk_starts
+    from model.inference.separator import chunk_starts
 
     starts = chunk_starts(num_samples, chunk, chunk)
     for first in range(0, len(starts), batch_size):
@@ -141,7 +142,7 @@ def bsmamba2_runner(device, precision: str, batch_size: int, backend: str) -> tu
 
     from model.bsmamba2 import BSMamba2, BSMamba2Config
     from model.kernels import register_mamba_ssm_backend, use_scan_backend
-    from model.separator import SeparationSettings, Separator
+    from model.inference.separator import SeparationSettings, Separator
 
     torch.manual_seed(SEED)
     model = BSMamba2(BSMamba2Config())

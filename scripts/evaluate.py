@@ -26,14 +26,14 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.gate import GateSettings, apply_sparse_gate  # noqa: E402
-from model.pretrained import load_model  # noqa: E402
-from model.separator import SeparationSettings, Separator  # noqa: E402
+from model.stft import SAMPLE_RATE  # noqa: E402
+from utils.cleanup import GateSettings, apply_sparse_gate  # noqa: E402
+from model.weights.pretrained import load_model  # noqa: E402
+from model.inference.separator import SeparationSettings, Separator  # noqa: E402
 from utils.activity import detect_vocal_activity  # noqa: E402
 from utils.metrics import FrameMask, summarize, track_metrics  # noqa: E402
 from utils.synth import SongConfig, generate_song  # noqa: E402
 
-SAMPLE_RATE = 44100
 GENERATED_SEED0 = 700_000  # test songs use seeds far from the training (1000+) and validation (900000+) ones
 GENERATED_DURATIONS_S = (30.0, 60.0)
 GENERATED_FRACTIONS = (0.05, 0.6)

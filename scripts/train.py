@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.bsmamba2 import BSMamba2, BSMamba2Config  # noqa: E402
+from model.bsmamba2 import PRESETS, BSMamba2  # noqa: E402
 from model.loss import separation_loss  # noqa: E402
 from model.stft import SAMPLE_RATE  # noqa: E402
 from utils.metrics import usdr  # noqa: E402
@@ -42,11 +42,6 @@ LEARNING_RATE = 5e-4
 WEIGHT_DECAY = 0.01  # AdamW's default, which the official config keeps
 GRAD_CLIP = 3.0
 EMA_DECAY = 0.999
-PRESETS = {
-    "released": BSMamba2Config(),
-    # Small enough to train on a CPU and to separate 8x faster than real time on 2 cores (bench_model.py).
-    "demo": BSMamba2Config(dim=48, depth=2, mamba_expand=2, mamba_d_state=32, mamba_headdim=32),
-}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -14,7 +14,8 @@ from gradio_client.exceptions import AppError
 
 import app
 from ui.service import SeparationService
-from ui.testing import TEST_SAMPLE_RATE, TEST_SONG_SECONDS, tiny_service, write_test_song
+from conftest import TEST_SONG_SECONDS, tiny_service, write_test_song
+from model.stft import SAMPLE_RATE as TEST_SAMPLE_RATE
 
 SETTINGS = ("wav", 16, 0.0, False, "")  # output format, bit depth, overlap, clean-up, checkpoint
 

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from utils.audio import (
-    MODEL_SAMPLE_RATE,
+    SAMPLE_RATE,
     MP3_PEAK_CEILING,
     OUTPUT_FORMATS,
     PCM_PEAK_CEILING,
@@ -28,7 +28,7 @@ from utils.audio import (
 )
 from utils.errors import AudioDecodeError, AudioTooLongError, AudioTooShortError, EmptyAudioError
 
-RATE = MODEL_SAMPLE_RATE
+RATE = SAMPLE_RATE
 # libsndfile writes integers scaled by 2**(bits-1) - 1 and reads them back divided by 2**(bits-1): allow
 # rounding plus that 1-LSB asymmetry.
 PCM_TOLERANCE = {16: 2**-14, 24: 2**-22}

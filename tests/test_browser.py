@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import app
-from ui.testing import tiny_service, write_test_song
+from conftest import tiny_service, write_test_song
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

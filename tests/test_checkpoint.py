@@ -8,24 +8,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.bsmamba2 import BSMamba2, BSMamba2Config
-from model.checkpoint import (
+from model.bsmamba2 import BSMamba2
+from conftest import TINY_CONFIG
+from model.weights.checkpoint import (
     config_from_hparams,
     infer_config,
     load_official_checkpoint,
     official_state_dict,
     read_lightning_checkpoint,
 )
-from model.convert import main as convert_main
-from model.pretrained import load_model
+from model.weights.convert import main as convert_main
+from model.weights.pretrained import load_model
 from utils.errors import CheckpointError
 
-TINY = BSMamba2Config(dim=16, depth=1, mamba_d_state=16, mamba_headdim=16)
 
 
 def tiny_model(seed: int = 0) -> BSMamba2:
     torch.manual_seed(seed)
-    return BSMamba2(TINY).eval()
+    return BSMamba2(TINY_CONFIG).eval()
 
 
 def outputs_equal(a: BSMamba2, b: BSMamba2) -> bool:
@@ -62,7 +62,7 @@ def test_checkpoint_without_hparams_uses_tensor_shapes(tmp_path):
     model = tiny_model()
     ckpt = _write_lightning_ckpt(tmp_path / "last.ckpt", model.state_dict())
     loaded, info = load_official_checkpoint(ckpt)
-    assert loaded.config == TINY and info["config_source"] == "inferred from tensor shapes"
+    assert loaded.config == TINY_CONFIG and info["config_source"] == "inferred from tensor shapes"
     assert outputs_equal(model, loaded)
 
 
@@ -112,12 +112,12 @@ def test_hub_format_round_trip(tmp_path):
     model.save_pretrained(tmp_path / "m")
     assert {"config.json", "model.safetensors"} <= {p.name for p in (tmp_path / "m").iterdir()}
     loaded = BSMamba2.from_pretrained(tmp_path / "m")
-    assert loaded.config == TINY and outputs_equal(model, loaded.eval())
+    assert loaded.config == TINY_CONFIG and outputs_equal(model, loaded.eval())
 
 
 def test_loading_is_strict(tmp_path):
     tiny_model().save_pretrained(tmp_path / "m")
-    bigger = {**TINY.to_dict(), "dim": 32}
+    bigger = {**TINY_CONFIG.to_dict(), "dim": 32}
     (tmp_path / "m" / "config.json").write_text(__import__("json").dumps(bigger))
     with pytest.raises(CheckpointError, match="do not match"):
         load_model(tmp_path / "m")

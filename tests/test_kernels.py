@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from model import kernels, mamba2
-from model.bsmamba2 import BSMamba2, BSMamba2Config
+from model.bsmamba2 import BSMamba2
+from conftest import TINY_CONFIG
 from model.mamba2 import Mamba2, register_scan_backend
 from model.ssd import ssd_scan
 
-TINY = BSMamba2Config(dim=16, depth=1, mamba_d_state=16, mamba_headdim=16)
 MIXERS_PER_LAYER = 4  # (time, band) × (forward, backward)
 FRAMES = 5
 TF32_TOLERANCE = 1e-2
@@ -32,7 +32,7 @@ def isolated_registry(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def tiny_model() -> BSMamba2:
     torch.manual_seed(0)
-    return BSMamba2(TINY).eval()
+    return BSMamba2(TINY_CONFIG).eval()
 
 
 def tiny_spec() -> torch.Tensor:
@@ -53,7 +53,7 @@ def test_best_backend_on_cpu_is_torch():
 
 def test_use_scan_backend_sets_every_mixer(tiny_model: BSMamba2):
     register_scan_backend("other", ssd_scan)
-    assert kernels.use_scan_backend(tiny_model, "other") == MIXERS_PER_LAYER * TINY.depth
+    assert kernels.use_scan_backend(tiny_model, "other") == MIXERS_PER_LAYER * TINY_CONFIG.depth
     assert {m.scan_backend for m in tiny_model.modules() if isinstance(m, Mamba2)} == {"other"}
 
 
@@ -76,7 +76,7 @@ def test_the_model_scans_with_the_registered_backend(tiny_model: BSMamba2):
         expected = tiny_model(spec)
         kernels.use_scan_backend(tiny_model, "counting")
         actual = tiny_model(spec)
-    assert len(calls) == MIXERS_PER_LAYER * TINY.depth
+    assert len(calls) == MIXERS_PER_LAYER * TINY_CONFIG.depth
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
 
 

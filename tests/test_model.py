@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import TINY_CONFIG
 from model.bsmamba2 import BSMamba2, BSMamba2Config
 from model.mamba2 import GatedRMSNorm, Mamba2, causal_depthwise_conv
 from model.stft import istft, stft
@@ -73,7 +74,7 @@ def test_forward_shapes_for_stereo_and_mono():
 
 
 def test_wrong_input_layout_is_refused():
-    model = BSMamba2(BSMamba2Config(dim=16, depth=1, mamba_d_state=16, mamba_headdim=16))
+    model = BSMamba2(TINY_CONFIG)
     with pytest.raises(ValueError, match="expected"):
         model(torch.zeros(1, 1, 1025, 10, dtype=torch.complex64))
 

@@ -13,10 +13,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from model.bsmamba2 import BSMamba2, BSMamba2Config
-from model.separate import main, safe_name
+from model.bsmamba2 import BSMamba2
+from conftest import TINY_CONFIG
+from model.separate import main
+from utils.files import safe_name
 
-TINY = BSMamba2Config(dim=16, depth=1, mamba_d_state=16, mamba_headdim=16, mamba_chunk_size=64)
 GOOD = {"stereo44.wav": (44100, 2, 1.3), "mono48.wav": (48000, 1, 1.1)}  # name: (rate, channels, seconds)
 BAD = "notes.wav"
 FAST = ["--chunk-seconds", "0.5"]
@@ -36,7 +37,7 @@ class Run:
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("model")
     torch.manual_seed(0)
-    BSMamba2(TINY).save_pretrained(folder)
+    BSMamba2(TINY_CONFIG).save_pretrained(folder)
     return folder
 
 

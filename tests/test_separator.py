@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,10 @@ import pytest
 import torch
 from torch import Tensor
 
-from model.bsmamba2 import BSMamba2, BSMamba2Config
-from model.gate import GateSettings, apply_sparse_gate
-from model.separator import (
+from model.bsmamba2 import BSMamba2
+from conftest import TINY_CONFIG
+from utils.cleanup import GateSettings, apply_sparse_gate
+from model.inference.separator import (
     Progress,
     SeparationSettings,
     Separator,
@@ -24,15 +24,9 @@ from model.separator import (
 from model.stft import SAMPLE_RATE
 from utils.activity import detect_vocal_activity
 
-TINY = BSMamba2Config(dim=16, depth=1, mamba_d_state=16, mamba_headdim=16, mamba_chunk_size=64)
 SHORT_CHUNK_S = 0.25  # short chunks keep the tiny real model fast; the logic does not depend on the length
 STFT_ROUND_TRIP_ATOL = 1e-5  # float32 STFT → iSTFT of a signal peaking near 1
 FIXTURE_ATOL = 1e-4  # fixture README: a float32 reimplementation matches within about 1e-4 absolute
-# $BSMAMBA2_FIXTURES is the folder holding `official-small/`; by default the shared one beside the repository.
-FIXTURES = Path(
-    os.environ.get("BSMAMBA2_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
-)
-OFFICIAL_SMALL = FIXTURES / "official-small"
 
 
 class IdentityModel(BSMamba2):
@@ -60,13 +54,13 @@ def _separate(model: BSMamba2, mixture: np.ndarray, **settings) -> dict[str, np.
 
 @pytest.fixture(scope="module")
 def identity() -> IdentityModel:
-    return IdentityModel(TINY)
+    return IdentityModel(TINY_CONFIG)
 
 
 @pytest.fixture(scope="module")
 def tiny() -> BSMamba2:
     torch.manual_seed(0)
-    return BSMamba2(TINY)
+    return BSMamba2(TINY_CONFIG)
 
 
 # --- chunk layout ----------------------------------------------------------------------------------------
@@ -145,7 +139,7 @@ def _border_jump(output: np.ndarray, settings: SeparationSettings) -> float:
 
 def test_overlap_removes_the_jump_at_chunk_borders() -> None:
     """Each chunk is scaled by its own gain: plain chunks step at every border, cross-faded ones do not."""
-    model = ChunkGainModel(TINY)
+    model = ChunkGainModel(TINY_CONFIG)
     ramp = np.linspace(0.05, 0.9, round(2.2 * SAMPLE_RATE), dtype=np.float32)
     mixture = np.stack([ramp, ramp])
     plain, faded = SeparationSettings(chunk_seconds=0.5), SeparationSettings(chunk_seconds=0.5, overlap=0.5)
@@ -205,15 +199,10 @@ def test_cpu_runs_in_float32_without_autocast(identity: IdentityModel) -> None:
 
 
 @pytest.mark.slow
-def test_reproduces_the_official_separator_fixture() -> None:
-    if not (OFFICIAL_SMALL / "weights" / "last.ckpt").is_file():
-        pytest.skip(f"official-small fixture not found at {OFFICIAL_SMALL} (set BSMAMBA2_FIXTURES)")
-    from model.checkpoint import load_official_checkpoint
-
-    model, _ = load_official_checkpoint(OFFICIAL_SMALL / "weights" / "last.ckpt")
-    mixture = np.load(OFFICIAL_SMALL / "input_waveform.npy")
-    expected = np.load(OFFICIAL_SMALL / "separator_output.npy")[0]
-    vocals = _separate(model, mixture)["vocals"]
+def test_reproduces_the_official_separator_fixture(official_fixture: Path, official_small_model) -> None:
+    mixture = np.load(official_fixture / "input_waveform.npy")
+    expected = np.load(official_fixture / "separator_output.npy")[0]
+    vocals = _separate(official_small_model, mixture)["vocals"]
     error = float(np.abs(vocals - expected).max())
     print(f"official separator fixture: max abs error {error:.3g} (peak {np.abs(expected).max():.3g})")
     assert error <= FIXTURE_ATOL

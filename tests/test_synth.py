@@ -14,7 +14,7 @@ import soundfile as sf
 from scipy import signal
 
 from utils.synth import Song, SongConfig, generate_dataset, generate_song, write_song
-from utils.synth_plan import MAX_PHRASE_S, MIN_GAP_S, MIN_PHRASE_S, plan_phrases, span_mask
+from utils.synth.plan import MAX_PHRASE_S, MIN_GAP_S, MIN_PHRASE_S, plan_phrases, span_mask
 
 SHORT = SongConfig(duration_s=6.0, vocal_fraction=0.4, vocal_to_accompaniment_db=-3.0, backend="numpy")
 REPO = Path(__file__).resolve().parents[1]
@@ -197,7 +197,7 @@ def test_fluidsynth_backend_is_deterministic_full_band_and_sums_to_the_mixture()
     pytest.importorskip(
         "fluidsynth", exc_type=ImportError
     )  # pyfluidsynth raises ImportError without the C library
-    from utils.synth_fluid import fluidsynth_available
+    from utils.synth.fluid import fluidsynth_available
 
     if not fluidsynth_available():
         pytest.skip("FluidR3_GM soundfont not installed")

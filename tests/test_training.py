@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from model.bsmamba2 import BSMamba2, BSMamba2Config
+from model.bsmamba2 import BSMamba2
+from conftest import TINY_CONFIG
 from model.loss import multi_resolution_stft_l1, round_trip, separation_loss
 from utils.remix import RandomRemixer, aligned_examples, salient_starts
 from utils.synth import SongConfig, generate_song, write_song
 
 SR = 44100
-TINY = BSMamba2Config(dim=16, depth=1, mamba_d_state=16, mamba_headdim=16)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_loss_is_zero_only_for_the_round_tripped_target():
 
 def test_a_few_training_steps_lower_the_loss(song_folder):
     torch.manual_seed(0)
-    model = BSMamba2(TINY).train()
+    model = BSMamba2(TINY_CONFIG).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     remixer = RandomRemixer(song_folder, SR // 2)
     mixture, target = (torch.from_numpy(a) for a in remixer.batch(np.random.default_rng(1), 2))
@@ -86,14 +86,14 @@ def test_a_few_training_steps_lower_the_loss(song_folder):
 def test_train_script_runs_resumes_and_saves_hub_folders(song_folder, tmp_path):
     from scripts.train import PRESETS, parse_args, train
 
-    PRESETS["tiny"] = TINY
+    PRESETS["tiny"] = TINY_CONFIG
     args = ["--train", str(song_folder), "--valid", str(song_folder), "--run", str(tmp_path / "run"),
             "--preset", "tiny", "--segment-seconds", "0.5", "--batch-size", "1", "--accumulate", "1",
             "--steps", "2", "--valid-every", "2", "--valid-examples", "2"]
     train(parse_args(args))
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2] and "valid_usdr_ema" in log[-1]
-    assert BSMamba2.from_pretrained(tmp_path / "run" / "ema").config == TINY
+    assert BSMamba2.from_pretrained(tmp_path / "run" / "ema").config == TINY_CONFIG
     train(parse_args([*args[:-6], "--steps", "3", *args[-4:]]))  # resumes from last.pt at step 2
     assert [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
 
@@ -102,7 +102,7 @@ def test_evaluate_script_scores_model_and_baselines(tmp_path, capsys):
     from scripts.evaluate import main
 
     torch.manual_seed(0)
-    BSMamba2(TINY).save_pretrained(tmp_path / "m")
+    BSMamba2(TINY_CONFIG).save_pretrained(tmp_path / "m")
     main(["--generated", "2", "--backend", "numpy", "--durations", "4", "6", "--checkpoint", str(tmp_path / "m"), "--json", str(tmp_path / "e.json")])
     result = json.loads((tmp_path / "e.json").read_text())
     assert set(result["summary"]) == {"model", "silence", "mixture x 0.5"}

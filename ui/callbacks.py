@@ -25,8 +25,6 @@ GENERIC_ERROR_MESSAGE = (
     "Something went wrong while separating this file. Please try again, or convert it to WAV or MP3 and "
     "upload that; if it keeps happening, let us know in the Community tab."
 )
-UI_OUTPUT_COUNT = 10
-API_OUTPUT_COUNT = 3
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.separator import OFFICIAL_CHUNK_SECONDS
+from model.inference.separator import OFFICIAL_CHUNK_SECONDS
 
 MAX_MINUTES_ENV = "BSMAMBA2_MAX_MINUTES"
 ALLOW_CHECKPOINT_CHOICE_ENV = "BSMAMBA2_ALLOW_CHECKPOINT_CHOICE"

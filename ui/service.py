@@ -29,17 +29,17 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from model.gate import GateSettings, apply_sparse_gate
-from model.pretrained import LoadedModel, load_model
-from model.separator import ACCOMPANIMENT, VOCALS, SeparationSettings, Separator
-from model.separator import Progress as ChunkProgress
+from utils.cleanup import GateSettings, apply_sparse_gate
+from model.weights.pretrained import LoadedModel, load_model
+from model.inference.separator import ACCOMPANIMENT, VOCALS, SeparationSettings, Separator
+from model.inference.separator import Progress as ChunkProgress
 from ui.config import AppConfig
 from ui.text import report_markdown
 from ui.zerogpu import gpu_seconds, gpu_task
 from utils.activity import VocalActivity, detect_vocal_activity
 from utils.audio import (
     DEFAULT_BIT_DEPTHS,
-    MODEL_SAMPLE_RATE,
+    SAMPLE_RATE,
     OUTPUT_FORMATS,
     DecodedAudio,
     load_audio,
@@ -258,9 +258,9 @@ class SeparationService:
         processing_s = time.perf_counter() - started
 
         report(PROGRESS_SEPARATED, "Finding where the voice is")
-        activity = detect_vocal_activity(stems[VOCALS], MODEL_SAMPLE_RATE, mixture=audio.waveform)
+        activity = detect_vocal_activity(stems[VOCALS], SAMPLE_RATE, mixture=audio.waveform)
         if options.clean_up:
-            stems = apply_sparse_gate(stems, activity, MODEL_SAMPLE_RATE, GateSettings())
+            stems = apply_sparse_gate(stems, activity, SAMPLE_RATE, GateSettings())
 
         report(PROGRESS_ANALYSED, "Writing the stems")
         folder = self.work_root / uuid.uuid4().hex
@@ -295,7 +295,7 @@ class SeparationService:
 
 
 def _gpu_duration(loaded: LoadedModel, settings: SeparationSettings, mixture: np.ndarray, progress=None) -> int:
-    return gpu_seconds(mixture.shape[-1] / MODEL_SAMPLE_RATE)
+    return gpu_seconds(mixture.shape[-1] / SAMPLE_RATE)
 
 
 @gpu_task(duration=_gpu_duration)
@@ -313,8 +313,8 @@ def separate_on_device(
 def make_figures(mixture: np.ndarray, vocals: np.ndarray, activity: VocalActivity) -> dict[str, go.Figure]:
     """The three plots of a result, at the model's rate: `waveform`, `spectrogram`, `activity`."""
     return {
-        "waveform": waveform_figure(mixture, vocals, MODEL_SAMPLE_RATE, activity),
-        "spectrogram": spectrogram_figure(mixture, vocals, MODEL_SAMPLE_RATE),
+        "waveform": waveform_figure(mixture, vocals, SAMPLE_RATE, activity),
+        "spectrogram": spectrogram_figure(mixture, vocals, SAMPLE_RATE),
         "activity": activity_figure(activity),
     }
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from utils.activity import VocalActivity
 
 if TYPE_CHECKING:
-    from model.pretrained import LoadedModel
+    from model.weights.pretrained import LoadedModel
     from ui.service import SeparationOptions, SeparationResult
 
 SEGMENT_HEADERS = ["#", "start", "end", "length"]

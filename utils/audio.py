@@ -29,13 +29,11 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from model.stft import AUDIO_CHANNELS, SAMPLE_RATE
 from utils.errors import AudioDecodeError, AudioTooLongError, AudioTooShortError, EmptyAudioError
 
 logger = logging.getLogger(__name__)
 
-# BSMamba2 is trained on MUSDB18-HQ, which is stereo at 44.1 kHz.
-MODEL_SAMPLE_RATE = 44100
-MODEL_CHANNELS = 2
 # Shorter than this is almost surely a mistake (a click, a cut-off upload) and too little music to separate.
 MIN_DURATION_S = 0.5
 # libsoxr "HQ" (20-bit precision): one 48 -> 44.1 kHz pass of a sine is -134 dB off the ideal one, below
@@ -108,7 +106,7 @@ _DECODE_ERRORS = (sf.SoundFileError, av.FFmpegError)
 class DecodedAudio:
     """An upload in the model's format, with what was done to get there."""
 
-    waveform: np.ndarray  # float32 (2, samples) at MODEL_SAMPLE_RATE, C-contiguous
+    waveform: np.ndarray  # float32 (2, samples) at SAMPLE_RATE, C-contiguous
     original_sample_rate: int
     original_channels: int
     original_num_samples: int  # samples per channel decoded at the original rate
@@ -173,7 +171,7 @@ def load_audio(
             f"'{path.name}' holds only {duration_s:.2f} s of audio ({num_frames} samples); we need at least "
             f"{min_duration_s:g} s to separate."
         )
-    num_samples = resampled_length(num_frames, source.sample_rate, MODEL_SAMPLE_RATE)
+    num_samples = resampled_length(num_frames, source.sample_rate, SAMPLE_RATE)
     waveform = gathered.join(num_samples)
     warnings = _decode_warnings(source, num_frames, repaired, damaged)
     for warning in warnings:
@@ -203,20 +201,20 @@ def to_original_layout(
     downmix cannot be undone). ``num_samples`` pins the length, e.g. to ``DecodedAudio.original_num_samples``
     so stems line up sample for sample with the upload. Returns float32 (channels, samples).
     """
-    if waveform.ndim != 2 or waveform.shape[0] != MODEL_CHANNELS:
+    if waveform.ndim != 2 or waveform.shape[0] != AUDIO_CHANNELS:
         raise ValueError(f"expected a stereo waveform (2, samples), got shape {waveform.shape}")
-    if original_channels > MODEL_CHANNELS:
+    if original_channels > AUDIO_CHANNELS:
         logger.info("Stems stay stereo: the %d-channel upload was mixed down.", original_channels)
     channels = waveform.mean(axis=0, keepdims=True) if original_channels == 1 else waveform
     length = (
-        resampled_length(waveform.shape[1], MODEL_SAMPLE_RATE, original_sample_rate)
+        resampled_length(waveform.shape[1], SAMPLE_RATE, original_sample_rate)
         if num_samples is None
         else num_samples
     )
     out = np.zeros((channels.shape[0], length), dtype=np.float32)
     for index, channel in enumerate(channels):
-        if original_sample_rate != MODEL_SAMPLE_RATE:
-            channel = soxr.resample(channel, MODEL_SAMPLE_RATE, original_sample_rate, RESAMPLE_QUALITY)
+        if original_sample_rate != SAMPLE_RATE:
+            channel = soxr.resample(channel, SAMPLE_RATE, original_sample_rate, RESAMPLE_QUALITY)
         kept = min(length, channel.shape[0])
         out[index, :kept] = channel[:kept]
     return out
@@ -405,15 +403,15 @@ def _decode_blocks(
 ) -> tuple[_Gatherer, int, int, bool]:
     """Repair, mix to stereo and resample every block.
 
-    Returns the gathered stereo audio at MODEL_SAMPLE_RATE, the frame count at the source rate, the number
+    Returns the gathered stereo audio at SAMPLE_RATE, the frame count at the source rate, the number
     of repaired samples, and whether decoding stopped on damaged data (what came before is kept).
     """
     mix = _downmix_matrix(source.channel_names).T  # (channels, 2)
     resampler = (
         soxr.ResampleStream(
-            source.sample_rate, MODEL_SAMPLE_RATE, MODEL_CHANNELS, "float32", RESAMPLE_QUALITY
+            source.sample_rate, SAMPLE_RATE, AUDIO_CHANNELS, "float32", RESAMPLE_QUALITY
         )
-        if source.sample_rate != MODEL_SAMPLE_RATE
+        if source.sample_rate != SAMPLE_RATE
         else None
     )
     max_frames = math.inf if max_duration_s is None else max_duration_s * source.sample_rate
@@ -438,7 +436,7 @@ def _decode_blocks(
         logger.warning("%s: decoding stopped after %d frames: %s", path.name, num_frames, error)
         damaged = True
     if resampler:
-        gathered.append(resampler.resample_chunk(np.zeros((0, MODEL_CHANNELS), np.float32), last=True))
+        gathered.append(resampler.resample_chunk(np.zeros((0, AUDIO_CHANNELS), np.float32), last=True))
     return gathered, num_frames, repaired, damaged
 
 
@@ -459,9 +457,9 @@ def _downmix_matrix(channel_names: Sequence[str]) -> np.ndarray:
     """
     count = len(channel_names)
     if count == 1:
-        return np.ones((MODEL_CHANNELS, 1), dtype=np.float32)
+        return np.ones((AUDIO_CHANNELS, 1), dtype=np.float32)
     if count == 2:
-        return np.eye(MODEL_CHANNELS, dtype=np.float32)
+        return np.eye(AUDIO_CHANNELS, dtype=np.float32)
     names = (
         tuple(channel_names)
         if all(channel_names)
@@ -484,7 +482,7 @@ class _Gatherer:
         done = 0
         while done < block.shape[0]:
             if self._filled == GATHER_CHUNK_FRAMES:
-                self._chunks.append(np.empty((MODEL_CHANNELS, GATHER_CHUNK_FRAMES), dtype=np.float32))
+                self._chunks.append(np.empty((AUDIO_CHANNELS, GATHER_CHUNK_FRAMES), dtype=np.float32))
                 self._filled = 0
             take = min(GATHER_CHUNK_FRAMES - self._filled, block.shape[0] - done)
             self._chunks[-1][:, self._filled : self._filled + take] = block[done : done + take].T
@@ -497,7 +495,7 @@ class _Gatherer:
         Chunks are released as they are copied, so the peak stays one chunk above the result (whose zero
         pages cost nothing until written).
         """
-        waveform = np.zeros((MODEL_CHANNELS, num_samples), dtype=np.float32)
+        waveform = np.zeros((AUDIO_CHANNELS, num_samples), dtype=np.float32)
         start = 0
         while self._chunks and start < num_samples:
             chunk = self._chunks.pop(0)
@@ -514,14 +512,14 @@ def _decode_warnings(source: _Source, num_frames: int, repaired: int, damaged: b
     """Sentences telling the user what the conversion changed."""
     warnings = []
     channels = len(source.channel_names)
-    if source.sample_rate != MODEL_SAMPLE_RATE:
+    if source.sample_rate != SAMPLE_RATE:
         warnings.append(
             f"Converted the sample rate from {source.sample_rate / 1000:g} kHz to "
-            f"{MODEL_SAMPLE_RATE / 1000:g} kHz for the model."
+            f"{SAMPLE_RATE / 1000:g} kHz for the model."
         )
     if channels == 1:
         warnings.append("The file is mono: the same signal feeds both stereo channels.")
-    elif channels > MODEL_CHANNELS:
+    elif channels > AUDIO_CHANNELS:
         gain = float(_downmix_matrix(source.channel_names).max())
         warnings.append(
             f"Mixed the {channels} channels down to stereo ({-_to_db(gain):.1f} dB quieter so it cannot "
@@ -566,7 +564,7 @@ def _checked_peak(waveform: np.ndarray, fmt: str) -> float:
         raise ValueError(
             f"expected a float (channels, samples) waveform, got {waveform.dtype} {waveform.shape}"
         )
-    if fmt == "mp3" and waveform.shape[0] > MODEL_CHANNELS:
+    if fmt == "mp3" and waveform.shape[0] > AUDIO_CHANNELS:
         raise ValueError(f"MP3 holds one or two channels, got {waveform.shape[0]}")
     peak = max(float(waveform.max()), -float(waveform.min())) if waveform.size else 0.0
     if not math.isfinite(peak):  # max/min carry NaN and inf through, without a copy of the waveform

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.synth_theory import Note
+from utils.synth.theory import Note
 
 STEPS_PER_BAR = 16
 STEPS_PER_BEAT = 4

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import signal
 
-from utils.synth_dsp import butter_sos, pan
-from utils.synth_theory import Note
+from utils.synth.dsp import butter_sos, pan
+from utils.synth.theory import Note
 
 KITS = ("acoustic", "electronic")
 VARIANTS_PER_PIECE = 3

@@ -8,7 +8,7 @@ ratio. The same seed and config give bit-identical audio within a backend.
 
 ``write_song`` saves a MUSDB18-HQ folder (``mixture``, ``vocals``, ``drums``, ``bass``, ``other`` as float
 WAV) plus ``accompaniment.wav`` and ``meta.json``. What a phrase boundary means is explained in
-``utils.synth_plan``; how the vocal stem is gated and the ratio measured, in ``utils.synth_mix``.
+``utils.synth.plan``; how the vocal stem is gated and the ratio measured, in ``utils.synth.mix``.
 
 CLI: ``python -m utils.synth OUT_DIR --count N --seed0 S --duration 30 [--vocal-fraction F] [--backend B]``.
 """
@@ -26,15 +26,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from utils.synth_arrange import PART_STEMS, Arrangement, compose, write_parts, write_vocal_line
-from utils.synth_dsp import rms
-from utils.synth_fluid import DRUM_BANK, FluidPart, fluidsynth_available, render_parts
-from utils.synth_mix import STEMS, MixSettings, draw_mix, mix_stems
-from utils.synth_numpy import render_pitched
-from utils.synth_numpy_drums import render_drums
-from utils.synth_plan import Phrase, plan_phrases, span_mask
-from utils.synth_theory import Note
-from utils.synth_voice import VOICE_RANGES, SungNote, Voice, draw_lyrics, draw_voice, sing
+from utils.synth.arrange import PART_STEMS, Arrangement, compose, write_parts, write_vocal_line
+from utils.synth.dsp import rms
+from utils.synth.fluid import DRUM_BANK, FluidPart, fluidsynth_available, render_parts
+from utils.synth.mix import STEMS, MixSettings, draw_mix, mix_stems
+from utils.synth.numpy_instruments import render_pitched
+from utils.synth.numpy_drums import render_drums
+from utils.synth.plan import Phrase, plan_phrases, span_mask
+from utils.synth.theory import Note
+from utils.synth.voice import VOICE_RANGES, SungNote, Voice, draw_lyrics, draw_voice, sing
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ VOCAL_FRACTION_LIMITS = (0.0, 0.8)  # accepted when given
 VAR_RANGE_DB = (-10.0, 5.0)
 SAMPLE_RATE_LIMITS = (8000, 96000)
 LEAD_MODULATION = 48  # CC1 for the FluidSynth lead: the soundfont's vibrato, a voice-like cue
-ACCOMPANIMENT_STEMS = ("drums", "bass", "other")
 FILES = ("mixture", "vocals", "drums", "bass", "other", "accompaniment")
 PHRASE_DEFINITION = (
     "start_s: onset of the first syllable; end_s: end of the last note, where the release starts; "
@@ -366,6 +365,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     folders = generate_dataset(args.out_dir, seeds, config)
     print(f"wrote {len(folders)} songs to {args.out_dir} (backend: {resolve_backend(args.backend)})")
 
-
-if __name__ == "__main__":
-    main()

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import collections
-import hashlib
 import io
-import logging
 import pickle
 import re
 import typing
@@ -27,6 +25,7 @@ from torch import Tensor
 from model.bsmamba2 import COMPLEX_PARTS, DEFAULT_FREQS_PER_BANDS, BSMamba2, BSMamba2Config
 from model.stft import N_FFT
 from utils.errors import CheckpointError
+from utils.files import file_sha256
 
 __all__ = [
     "OfficialCheckpoint",
@@ -37,7 +36,6 @@ __all__ = [
     "load_official_checkpoint",
 ]
 
-log = logging.getLogger(__name__)
 
 HPARAMS_RELATIVE_PATHS = ("tb_logs/hparams.yaml", "../tb_logs/hparams.yaml", "hparams.yaml")
 """Where `evaluate.py`/`inference.py` find the config: `<run>/tb_logs/hparams.yaml`, ckpt in `<run>/weights/`."""
@@ -133,7 +131,7 @@ def read_lightning_checkpoint(path: str | Path) -> OfficialCheckpoint:
         raise CheckpointError(f"{path.name} is not a PyTorch Lightning checkpoint (no 'state_dict').")
     info = {
         "source_file": path.name,
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
         "epoch": raw.get("epoch"),
         "global_step": raw.get("global_step"),
         "lightning_version": raw.get("pytorch-lightning_version"),
@@ -155,14 +153,6 @@ def _ema_weights(raw: dict) -> tuple[Tensor, ...] | None:
     states = raw.get("optimizer_states") or []
     ema = states[0].get("ema") if states and isinstance(states[0], dict) else None
     return tuple(ema) if ema else None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def find_hparams(checkpoint_path: Path) -> Path | None:

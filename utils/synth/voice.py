@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from utils.synth_dsp import NYQUIST_GUARD, butter_sos, read_table
-from utils.synth_theory import Note
+from utils.synth.dsp import NYQUIST_GUARD, butter_sos, read_table
+from utils.synth.theory import Note
 
 VOWELS = ("a", "e", "i", "o", "u")
 VOWEL_CHANGE_PROBABILITY = 0.7

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,30 +167,73 @@ class Separator:
 
         `accompaniment` is `mixture − vocals`. `progress` is called after each batch of chunks.
         """
-        self._check_mixture(mixture)
-        num_samples = mixture.shape[1]
-        chunk, hop = self.settings.chunk_samples, self.settings.hop_samples
-        starts = chunk_starts(num_samples, chunk, hop)
-        vocals = np.zeros_like(mixture)
-        done = 0
-        log.debug("separating %d samples in %d chunks of %d (hop %d)", num_samples, len(starts), chunk, hop)
-        with torch.inference_mode():
-            for batch_starts in _batches(starts, self.settings.batch_size):
-                separated = self._separate_batch(mixture, batch_starts, chunk)
-                for start, wave in zip(batch_starts, separated, strict=True):
-                    end = min(start + chunk, num_samples)
-                    weights = chunk_weights(start // hop, len(starts), chunk, hop)
-                    vocals[:, start:end] += (wave * weights)[:, : end - start]
-                done += len(batch_starts)
-                if progress is not None:
-                    progress(Progress(done, len(starts)))
+        self._check_block(mixture)
+        vocals = np.concatenate(list(self.separate_stream([mixture], progress, mixture.shape[1])), axis=1)
         return {VOCALS: vocals, ACCOMPANIMENT: mixture - vocals}
 
-    def _separate_batch(self, mixture: np.ndarray, starts: list[int], chunk: int) -> np.ndarray:
+    def separate_stream(
+        self,
+        blocks: Iterable[np.ndarray],
+        progress: Callable[[Progress], None] | None = None,
+        expected_samples: int | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Mixture blocks float32 `(2, n_i)` in order → the vocals as blocks `(2, m_j)`, in order.
+
+        The output equals `separate` of the whole song sample for sample: the same chunks go through the
+        network in the same batches and are added in the same order. Only about `batch_size + 2` chunks of
+        audio are held at a time, whatever the song's length. `expected_samples` (e.g. from the file's
+        header) sizes the progress reports until the input ends.
+        """
+        chunk, hop, batch_size = self.settings.chunk_samples, self.settings.hop_samples, self.settings.batch_size
+        reach = math.ceil(chunk / hop) - 1  # neighbours on each side whose chunks overlap a chunk
+        pending = _SampleWindow(self.channels)  # input not yet needed by any chunk is dropped
+        output = _SampleWindow(self.channels)  # vocals not yet final
+        separated: dict[int, np.ndarray] = {}  # chunk index → its vocals, waiting for their weights
+        received = computed = added = 0
+        ended = False
+        with torch.inference_mode():
+            for block in itertools.chain(blocks, [None]):
+                if block is None:
+                    ended = True
+                else:
+                    self._check_block(block)
+                    pending.append(block)
+                    received += block.shape[1]
+                count = len(chunk_starts(received, chunk, hop)) if ended else None
+                # Run every batch whose chunks all have their input (the batches of `separate`: b·B … b·B+B−1).
+                while True:
+                    last = computed + batch_size - 1
+                    if ended:
+                        last = min(last, count - 1)
+                        if last < computed:
+                            break
+                    elif received < last * hop + chunk:
+                        break
+                    indices = list(range(computed, last + 1))
+                    waves = self._separate_batch(pending, [index * hop for index in indices], chunk)
+                    separated.update(zip(indices, waves, strict=True))
+                    computed = last + 1
+                    pending.drop_before(computed * hop)
+                    if progress is not None:
+                        total = count or len(chunk_starts(max(received, expected_samples or 0), chunk, hop))
+                        progress(Progress(computed, max(total, computed)))
+                # Add the chunks whose weights are known: the last chunks' depend on how many follow them.
+                while added in separated and (ended or _chunk_exists(added + reach, received, chunk, hop)):
+                    start = added * hop
+                    total = count if ended else added + reach + 1
+                    weights = chunk_weights(added, total, chunk, hop)
+                    end = min(start + chunk, received)
+                    output.add(start, (separated.pop(added) * weights)[:, : end - start])
+                    added += 1
+                final = received if ended else min(added * hop, received)
+                if final > output.start:
+                    yield output.take_until(final)
+
+    def _separate_batch(self, mixture: _SampleWindow, starts: list[int], chunk: int) -> np.ndarray:
         """Vocals of the chunks at `starts` (zero-padded past the end): `(len(starts), channels, chunk)`."""
         batch = torch.zeros(len(starts), self.channels, chunk)
         for row, start in enumerate(starts):
-            piece = mixture[:, start : start + chunk]
+            piece = mixture.read(start, start + chunk)
             batch[row, :, : piece.shape[1]] = torch.from_numpy(piece)
         with self._autocast():
             stems = self.model.separate_waveform(batch.to(self.device))
@@ -200,7 +244,7 @@ class Separator:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def _check_mixture(self, mixture: np.ndarray) -> None:
+    def _check_block(self, mixture: np.ndarray) -> None:
         if not isinstance(mixture, np.ndarray) or mixture.dtype != np.float32:
             raise ValueError(f"mixture must be a float32 numpy array, got {type(mixture).__name__} "
                              f"{getattr(mixture, 'dtype', '')}")
@@ -210,9 +254,48 @@ class Separator:
             raise ValueError("mixture contains NaN or infinite samples")
 
 
-def _batches(items: list[int], size: int) -> Iterator[list[int]]:
-    for first in range(0, len(items), size):
-        yield items[first : first + size]
+class _SampleWindow:
+    """The samples `[start, start + width)` of a longer signal `(channels, ·)`: blocks in, blocks out."""
+
+    def __init__(self, channels: int) -> None:
+        self.start = 0
+        self._samples = np.zeros((channels, 0), dtype=np.float32)
+
+    def append(self, block: np.ndarray) -> None:
+        """Add `block` right after the samples held."""
+        self._samples = np.concatenate([self._samples, block], axis=1)
+
+    def add(self, start: int, block: np.ndarray) -> None:
+        """Add `block` into the samples from `start` on (`start >= self.start`), zero-extending as needed."""
+        offset, end = start - self.start, start - self.start + block.shape[1]
+        if end > self._samples.shape[1]:
+            grown = np.zeros((self._samples.shape[0], end), dtype=np.float32)
+            grown[:, : self._samples.shape[1]] = self._samples
+            self._samples = grown
+        self._samples[:, offset:end] += block
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """The samples held in `[start, stop)` (fewer at the end of what is held)."""
+        return self._samples[:, start - self.start : stop - self.start]
+
+    def drop_before(self, position: int) -> None:
+        """Forget the samples before `position`."""
+        if position > self.start:
+            self._samples = self._samples[:, position - self.start :].copy()
+            self.start = position
+
+    def take_until(self, position: int) -> np.ndarray:
+        """The samples `[start, position)` (zeros where nothing was added), then forget them."""
+        taken = np.zeros((self._samples.shape[0], position - self.start), dtype=np.float32)
+        kept = min(taken.shape[1], self._samples.shape[1])
+        taken[:, :kept] = self._samples[:, :kept]
+        self.drop_before(position)
+        return taken
+
+
+def _chunk_exists(index: int, received: int, chunk: int, hop: int) -> bool:
+    """Whether chunk `index` is sure to be separated once `received` samples have arrived (see chunk_starts)."""
+    return index == 0 or (received > index * hop and received >= (index - 1) * hop + chunk)
 
 
 def _resolve_device(name: str) -> torch.device:

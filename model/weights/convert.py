@@ -1,6 +1,6 @@
 """Convert an official BSMamba2 Lightning checkpoint to our Hub format.
 
-    python -m model.convert path/to/weights/epoch100.ckpt checkpoints/bsmamba2-official [--ema]
+    python -m model.weights.convert path/to/weights/epoch100.ckpt checkpoints/bsmamba2-official [--ema]
 
 Writes `config.json`, `model.safetensors`, `provenance.json` and a model card (`README.md`) that says where
 the weights came from. The output folder loads with `BSMamba2.from_pretrained(folder)`, `load_model(folder)`,
@@ -15,8 +15,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from model.checkpoint import load_official_checkpoint
-from model.pretrained import PROVENANCE_FILE
+from model.weights.checkpoint import load_official_checkpoint
+from model.weights.pretrained import PROVENANCE_FILE
 from utils.errors import CheckpointError
 
 MODEL_CARD = """---

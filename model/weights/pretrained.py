@@ -20,14 +20,14 @@ from pathlib import Path
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
 from model.bsmamba2 import BSMamba2
-from model.checkpoint import load_official_checkpoint
+from model.weights.checkpoint import load_official_checkpoint
 from utils.errors import CheckpointError
 
 __all__ = ["LoadedModel", "load_model", "DEFAULT_CHECKPOINT", "CHECKPOINT_ENV"]
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "bsmamba2-demo"
 CHECKPOINT_ENV = "BSMAMBA2_CHECKPOINT"
 PROVENANCE_FILE = "provenance.json"

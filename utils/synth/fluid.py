@@ -22,7 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
-from utils.synth_theory import Note
+from utils.synth.theory import Note
 
 logger = logging.getLogger(__name__)
 

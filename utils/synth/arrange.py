@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.synth_grooves import GROOVES, HAT_CLOSED, HAT_OPEN, RIDE, drum_bar
-from utils.synth_plan import Phrase
-from utils.synth_theory import (
+from utils.synth.grooves import GROOVES, HAT_CLOSED, HAT_OPEN, RIDE, drum_bar
+from utils.synth.plan import Phrase
+from utils.synth.theory import (
     SEMITONES_PER_OCTAVE,
     Chord,
     ChordSpan,

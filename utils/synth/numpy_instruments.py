@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from utils.synth_dsp import NYQUIST_GUARD, butter_sos, read_table
-from utils.synth_theory import Note
+from utils.synth.dsp import NYQUIST_GUARD, butter_sos, read_table
+from utils.synth.theory import Note
 
 TABLE_SIZE = 4096
 HARMONIC_CEILING_HZ = 18000.0  # bright tables: partials up to here

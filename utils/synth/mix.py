@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.synth_arrange import PART_STEMS
-from utils.synth_dsp import pan, reverb_ir, reverberate, rms
-from utils.synth_plan import Phrase, span_mask
-from utils.synth_voice import RELEASE_S
+from utils.synth.arrange import PART_STEMS
+from utils.synth.dsp import pan, reverb_ir, reverberate, rms
+from utils.synth.plan import Phrase, span_mask
+from utils.synth.voice import RELEASE_S
 
 STEMS = ("vocals", "drums", "bass", "other")
 REFERENCE_RMS = 0.1
