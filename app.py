@@ -19,7 +19,9 @@ import gradio as gr
 from model.inference.separator import OFFICIAL_CHUNK_SECONDS
 from ui.callbacks import Callbacks, bit_depth_choices, existing_examples, only_one_input
 from ui.config import CONCURRENCY_LIMIT, DELETE_CACHE, MAX_FILE_SIZE, QUEUE_MAX_SIZE, AppConfig
-from ui.service import DEFAULT_BIT_DEPTH, DEFAULT_FORMAT, DEFAULT_OVERLAP, OUTPUT_FORMATS, SeparationService
+from ui.results import DEFAULT_BIT_DEPTH, DEFAULT_FORMAT, DEFAULT_OVERLAP
+from ui.service import SeparationService
+from utils.audio import OUTPUT_FORMATS
 from ui.text import SEGMENT_HEADERS, model_panel_markdown
 
 TITLE = "BSMamba2 vocal separation"

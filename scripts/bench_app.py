@@ -17,7 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ui.config import AppConfig  # noqa: E402
-from ui.service import SeparationOptions, SeparationService  # noqa: E402
+from ui.results import SeparationOptions  # noqa: E402
+from ui.service import SeparationService  # noqa: E402
 from utils.audio import write_audio  # noqa: E402
 from utils.synth import SongConfig, generate_song  # noqa: E402
 

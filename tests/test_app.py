@@ -16,7 +16,8 @@ import app
 from model.bsmamba2 import BSMamba2
 from ui.callbacks import GENERIC_ERROR_MESSAGE, NO_INPUT_MESSAGE, Callbacks, bit_depth_choices, existing_examples
 from ui.config import AppConfig
-from ui.service import SeparationOptions, SeparationService, SettingsError
+from ui.results import SeparationOptions, SettingsError
+from ui.service import SeparationService
 from conftest import TEST_SONG_SECONDS, TINY_CONFIG, tiny_service, write_test_song
 from ui.text import SEGMENT_HEADERS, clock, model_panel_markdown
 from ui.zerogpu import GPU_MAX_S, gpu_seconds

@@ -13,9 +13,10 @@ from typing import Any
 
 import gradio as gr
 
-from ui.service import DEFAULT_FORMAT, OUTPUT_FORMATS, SeparationOptions, SeparationResult, SeparationService
+from ui.results import DEFAULT_FORMAT, SeparationOptions, SeparationResult
+from ui.service import SeparationService
 from ui.text import segment_rows, summary_markdown
-from utils.audio import DEFAULT_BIT_DEPTHS
+from utils.audio import AUDIO_EXTENSIONS, DEFAULT_BIT_DEPTHS, OUTPUT_FORMATS
 from utils.errors import SeparationError
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,6 @@ class Callbacks:
 
 def existing_examples(folder: Path) -> list[list[str]]:
     """Example songs in `folder` (audio files, sorted), one row each; empty if the folder is missing."""
-    suffixes = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aiff"}
     if not folder.is_dir():
         return []
-    return [[str(path)] for path in sorted(folder.iterdir()) if path.suffix.lower() in suffixes]
+    return [[str(path)] for path in sorted(folder.iterdir()) if path.suffix.lower() in AUDIO_EXTENSIONS]

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
+from model.weights.pretrained import LoadedModel
+from ui.results import SeparationResult
 from utils.activity import VocalActivity
-
-if TYPE_CHECKING:
-    from model.weights.pretrained import LoadedModel
-    from ui.service import SeparationOptions, SeparationResult
 
 SEGMENT_HEADERS = ["#", "start", "end", "length"]
 DEMO_KIND = "bundled demo"
@@ -53,29 +50,18 @@ def summary_markdown(result: SeparationResult) -> str:
     return "\n".join(lines)
 
 
-def report_markdown(
-    *,
-    song_name: str,
-    activity: VocalActivity,
-    duration_s: float,
-    device: str,
-    processing_s: float,
-    model_description: str,
-    options: SeparationOptions,
-    source_format: str,
-    warnings: tuple[str, ...],
-) -> str:
+def report_markdown(result: SeparationResult) -> str:
     """`report.md` for the zip: what was separated, how, and where the voice is."""
-    settings = dataclasses.asdict(options)
+    activity = result.activity
+    settings = dataclasses.asdict(result.options)
     rows = "\n".join(f"| {' | '.join(map(str, row))} |" for row in segment_rows(activity))
-    realtime = processing_s / duration_s if duration_s > 0 else 0.0
     parts = [
-        f"# {song_name}: vocals and accompaniment",
+        f"# {result.song_name}: vocals and accompaniment",
         "",
-        f"- Source: {source_format}, {clock(duration_s)} ({duration_s:.2f} s)",
-        f"- Model: {model_description}",
+        f"- Source: {result.source_format}, {clock(result.duration_s)} ({result.duration_s:.2f} s)",
+        f"- Model: {result.model_description}",
         f"- Settings: {', '.join(f'{k} = {v!r}' for k, v in settings.items())}",
-        f"- Device: {device}, {processing_s:.2f} s ({_speed(realtime)})",
+        f"- Device: {result.device}, {result.processing_s:.2f} s ({_speed(result.realtime_factor)})",
         f"- Voice: {100 * activity.voiced_fraction:.1f} % of the song, {activity.phrase_count} phrases, "
         f"longest stretch without voice {activity.longest_silence_s:.1f} s",
         "",
@@ -85,15 +71,15 @@ def report_markdown(
         f"|{'---|' * len(SEGMENT_HEADERS)}",
         rows or "| – | – | – | – |",
     ]
-    if warnings:
-        parts += ["", "## Notes", "", *(f"- {warning}" for warning in warnings)]
+    if result.warnings:
+        parts += ["", "## Notes", "", *(f"- {warning}" for warning in result.warnings)]
     parts += ["", "Phrase times are also in `activity.json` (seconds)."]
     return "\n".join(parts) + "\n"
 
 
 def is_demo_model(loaded: LoadedModel) -> bool:
     """The bundled demo model, or weights whose provenance says they were trained on synthetic data."""
-    return loaded.kind == DEMO_KIND or any("synthetic" in str(value).lower() for value in loaded.info.values())
+    return loaded.kind == DEMO_KIND or loaded.trained_on_synthetic_data
 
 
 def model_panel_markdown(loaded: LoadedModel | None, load_error: str | None = None) -> str:

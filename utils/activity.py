@@ -158,11 +158,62 @@ def detect_vocal_activity(
         raise ValueError(f"mixture {mixture.shape} and vocals {vocals.shape} differ in shape")
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-    num_samples = vocals.shape[1]
-    hop = max(1, round(params.hop_s * sample_rate))
-    frame_hops = 2 * round((params.frame_s / params.hop_s - 1) / 2) + 1
+    hop = hop_samples(sample_rate, params)
+    mixture_energy = None if mixture is None else HopEnergy.of(mixture, hop)
+    return activity_from_energy(HopEnergy.of(vocals, hop), sample_rate, params, mixture=mixture_energy)
 
-    level_db = _level_db(vocals, hop, frame_hops)
+
+def hop_samples(sample_rate: int, params: ActivityParams = ActivityParams()) -> int:
+    """Samples per activity frame hop at `sample_rate`."""
+    return max(1, round(params.hop_s * sample_rate))
+
+
+class HopEnergy:
+    """Energy (sum of squares) per channel and hop of a signal, gathered block by block.
+
+    What activity detection needs of a song: 50 numbers a second per channel instead of 44 100.
+    """
+
+    def __init__(self, channels: int, hop: int) -> None:
+        self.hop = hop
+        self.num_samples = 0
+        self._full: list[np.ndarray] = []  # (channels, hops) of complete hops
+        self._rest = np.zeros((channels, 0), dtype=np.float32)  # samples of the hop not yet complete
+
+    @classmethod
+    def of(cls, signal: np.ndarray, hop: int) -> HopEnergy:
+        """The energy of a whole `(channels, samples)` signal."""
+        energy = cls(signal.shape[0], hop)
+        energy.add(signal)
+        return energy
+
+    def add(self, block: np.ndarray) -> None:
+        """Take the next `(channels, n)` samples."""
+        self.num_samples += block.shape[1]
+        if self._rest.shape[1]:
+            block = np.concatenate([self._rest, block], axis=1)
+        full = block.shape[1] // self.hop
+        hops = rearrange(block[:, : full * self.hop], "c (b s) -> c b s", s=self.hop)
+        self._full.append(np.einsum("cbs,cbs->cb", hops, hops, dtype=np.float64))
+        self._rest = block[:, full * self.hop :].copy()
+
+    def per_hop(self) -> np.ndarray:
+        """`(channels, hops)` float64: one column per hop of the samples so far, the last one maybe partial."""
+        tail = np.einsum("cs,cs->c", self._rest, self._rest, dtype=np.float64)[:, None]
+        return np.concatenate([*self._full, tail] if self._rest.shape[1] else self._full, axis=1)
+
+
+def activity_from_energy(
+    vocals: HopEnergy,
+    sample_rate: int,
+    params: ActivityParams = ActivityParams(),
+    *,
+    mixture: HopEnergy | None = None,
+) -> VocalActivity:
+    """`detect_vocal_activity` from the hop energies of the vocals (and the mixture) of a whole song."""
+    num_samples, hop = vocals.num_samples, vocals.hop
+    frame_hops = 2 * round((params.frame_s / params.hop_s - 1) / 2) + 1
+    level_db = _level_db(vocals.per_hop(), num_samples, hop, frame_hops)
     frames = level_db.size
     loudest = min(frames, max(1, round(params.reference_top_s * sample_rate / hop)))
     reference_db = float(np.partition(level_db, frames - loudest)[frames - loudest])
@@ -171,7 +222,7 @@ def detect_vocal_activity(
 
     deciding_db = level_db
     if mixture is not None:
-        bleed = level_db < _level_db(mixture, hop, frame_hops) - params.below_mixture_db
+        bleed = level_db < _level_db(mixture.per_hop(), num_samples, hop, frame_hops) - params.below_mixture_db
         deciding_db = np.where(bleed, level_db.min(initial=20.0 * math.log10(SILENT_RMS)), level_db)
     starts, ends = _runs(_hysteresis(deciding_db, on_db, off_db))
     starts, ends = _bridge_and_drop(
@@ -218,23 +269,15 @@ def _spans_mask(starts: np.ndarray, ends: np.ndarray, length: int) -> np.ndarray
     return np.cumsum(marks[:-1]) > 0
 
 
-def _level_db(vocals: np.ndarray, hop: int, frame_hops: int) -> np.ndarray:
-    """`(channels, samples)` → `(frames,)` dBFS: RMS over `frame_hops` hops centred on each hop, loudest
-    channel.
+def _level_db(energy: np.ndarray, num_samples: int, hop: int, frame_hops: int) -> np.ndarray:
+    """Hop energies `(channels, hops)` → `(frames,)` dBFS: RMS over `frame_hops` hops centred on each hop,
+    loudest channel.
 
     Frames at the ends average only the samples that exist, so the first and last phrase are not faded.
     """
-    channels, num_samples = vocals.shape
-    full = num_samples // hop
-    frames = -(-num_samples // hop)
-    energy = np.zeros((channels, frames + 1))  # leading zero column: cumulative sums start at 0
-    blocks = rearrange(vocals[:, : full * hop], "c (b s) -> c b s", s=hop)
-    energy[:, 1 : full + 1] = np.einsum("cbs,cbs->cb", blocks, blocks)
-    if frames > full:
-        tail = vocals[:, full * hop :]
-        energy[:, -1] = np.einsum("cs,cs->c", tail, tail)
+    frames = energy.shape[1]
     counts = np.minimum(np.arange(frames + 1) * hop, num_samples)  # samples up to each block edge
-    cumulative = np.cumsum(energy, axis=1)
+    cumulative = np.concatenate([np.zeros((energy.shape[0], 1)), np.cumsum(energy, axis=1)], axis=1)
     index = np.arange(frames)
     lo = np.maximum(index - frame_hops // 2, 0)
     hi = np.minimum(index + frame_hops // 2 + 1, frames)

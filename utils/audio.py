@@ -18,7 +18,7 @@ import math
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 
 # Shorter than this is almost surely a mistake (a click, a cut-off upload) and too little music to separate.
 MIN_DURATION_S = 0.5
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".wma"}
+)
+"""File names a folder scan or the examples list picks up: audio `load_audio` decodes (videos it decodes too,
+but only when named one by one)."""
 # libsoxr "HQ" (20-bit precision): one 48 -> 44.1 kHz pass of a sine is -134 dB off the ideal one, below
 # the noise floor of 24-bit sources; "VHQ" (28-bit, -150 dB) takes 1.3-1.7x as long for nothing audible.
 RESAMPLE_QUALITY = "HQ"
@@ -103,6 +108,20 @@ _DECODE_ERRORS = (sf.SoundFileError, av.FFmpegError)
 
 
 @dataclass(frozen=True)
+class AudioInfo:
+    """What decoding an upload found, and what was done to bring it to the model's format."""
+
+    original_sample_rate: int
+    original_channels: int
+    original_num_samples: int  # samples per channel decoded at the original rate
+    num_samples: int  # samples per channel at SAMPLE_RATE
+    duration_s: float
+    source_format: str  # e.g. "FLAC (Signed 16 bit PCM)", "M4A (aac)"
+    repaired_samples: int  # NaN/inf samples replaced by 0
+    warnings: tuple[str, ...]  # sentences for the user: resampled, downmixed, repaired, damaged...
+
+
+@dataclass(frozen=True)
 class DecodedAudio:
     """An upload in the model's format, with what was done to get there."""
 
@@ -158,34 +177,142 @@ def load_audio(
     Raises AudioDecodeError (not audio, missing), EmptyAudioError (no samples), AudioTooShortError and
     AudioTooLongError (checked on the header before decoding when the container tells the length).
     """
+    gathered = _Gatherer()
+    with open_audio(path, max_duration_s=max_duration_s, min_duration_s=min_duration_s) as stream:
+        for block in stream.blocks():
+            gathered.append(block.T)
+        info = stream.info()
+    return DecodedAudio(
+        waveform=gathered.join(info.num_samples),
+        original_sample_rate=info.original_sample_rate,
+        original_channels=info.original_channels,
+        original_num_samples=info.original_num_samples,
+        duration_s=info.duration_s,
+        source_format=info.source_format,
+        repaired_samples=info.repaired_samples,
+        warnings=info.warnings,
+    )
+
+
+class AudioStream:
+    """An opened upload, decoded block by block into float32 `(2, n)` at SAMPLE_RATE (see `open_audio`)."""
+
+    def __init__(self, source: _Source, path: Path, max_duration_s: float | None, min_duration_s: float) -> None:
+        self._source = source
+        self._path = path
+        self._max_duration_s = max_duration_s
+        self._min_duration_s = min_duration_s
+        self._info: AudioInfo | None = None
+
+    @property
+    def announced_duration_s(self) -> float | None:
+        """The length the container announces (exact for libsndfile, an estimate for FFmpeg), if any."""
+        return self._source.duration_s
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """The whole song once, as C-contiguous float32 `(2, n)` blocks: exactly `info().num_samples` in all."""
+        source, path = self._source, self._path
+        mix = _downmix_matrix(source.channel_names).T  # (channels, 2)
+        resampler = (
+            soxr.ResampleStream(source.sample_rate, SAMPLE_RATE, AUDIO_CHANNELS, "float32", RESAMPLE_QUALITY)
+            if source.sample_rate != SAMPLE_RATE
+            else None
+        )
+        max_frames = math.inf if self._max_duration_s is None else self._max_duration_s * source.sample_rate
+        num_frames = repaired = emitted = 0
+        damaged = False
+        held: np.ndarray | None = None  # one block of look-ahead: the last one is trimmed to the exact length
+        try:
+            for block in source.blocks:
+                num_frames += block.shape[0]
+                if num_frames > max_frames:
+                    raise AudioTooLongError(
+                        f"'{path.name}' is longer than the {_format_duration(self._max_duration_s or 0.0)} this "
+                        "app accepts. Please trim it (or split a long set) and try again."
+                    )
+                repaired += _repair_non_finite(block)
+                stereo = block @ mix
+                converted = resampler.resample_chunk(stereo) if resampler else stereo
+                if converted.shape[0]:
+                    if held is not None:
+                        emitted += held.shape[0]
+                        yield np.ascontiguousarray(held.T)
+                    held = converted
+        except _DECODE_ERRORS as error:
+            if not num_frames:
+                logger.debug("cannot decode %s: %s", path.name, error)
+                raise AudioDecodeError(_undecodable_message(path)) from None
+            logger.warning("%s: decoding stopped after %d frames: %s", path.name, num_frames, error)
+            damaged = True
+        tail = [held] if held is not None else []
+        if resampler:
+            tail.append(resampler.resample_chunk(np.zeros((0, AUDIO_CHANNELS), np.float32), last=True))
+        self._info = self._describe(num_frames, repaired, damaged)
+        remaining = self._info.num_samples - emitted
+        last = np.concatenate(tail)[:remaining] if tail else np.zeros((0, AUDIO_CHANNELS), np.float32)
+        if last.shape[0] < remaining:
+            last = np.concatenate([last, np.zeros((remaining - last.shape[0], AUDIO_CHANNELS), np.float32)])
+        if remaining > 0:
+            yield np.ascontiguousarray(last.T)
+
+    def info(self) -> AudioInfo:
+        """What decoding found; only once `blocks()` has run to the end."""
+        if self._info is None:
+            raise RuntimeError("info() is known once blocks() has been read to the end")
+        return self._info
+
+    def _describe(self, num_frames: int, repaired: int, damaged: bool) -> AudioInfo:
+        source, path = self._source, self._path
+        if num_frames == 0:
+            raise EmptyAudioError(f"'{path.name}' contains no audio samples.")
+        duration_s = num_frames / source.sample_rate
+        if duration_s < self._min_duration_s:
+            raise AudioTooShortError(
+                f"'{path.name}' holds only {duration_s:.2f} s of audio ({num_frames} samples); we need at least "
+                f"{self._min_duration_s:g} s to separate."
+            )
+        warnings = _decode_warnings(source, num_frames, repaired, damaged)
+        for warning in warnings:
+            logger.info("%s: %s", path.name, warning)
+        return AudioInfo(
+            original_sample_rate=source.sample_rate,
+            original_channels=len(source.channel_names),
+            original_num_samples=num_frames,
+            num_samples=resampled_length(num_frames, source.sample_rate, SAMPLE_RATE),
+            duration_s=duration_s,
+            source_format=source.format_name,
+            repaired_samples=repaired,
+            warnings=warnings,
+        )
+
+
+@contextmanager
+def open_audio(
+    path: str | os.PathLike[str],
+    *,
+    max_duration_s: float | None = None,
+    min_duration_s: float = MIN_DURATION_S,
+) -> Iterator[AudioStream]:
+    """Open an upload for decoding block by block; the same checks and errors as `load_audio`.
+
+    The length limit is checked on the header here, before anything is decoded, and again while decoding;
+    emptiness and the minimum length once the blocks have been read (`AudioStream.info()`).
+    """
     path = Path(path)
     _check_file(path)
     with _open_source(path) as source:
         _check_announced_length(source, path, max_duration_s)
-        gathered, num_frames, repaired, damaged = _decode_blocks(source, path, max_duration_s)
-    if num_frames == 0:
-        raise EmptyAudioError(f"'{path.name}' contains no audio samples.")
-    duration_s = num_frames / source.sample_rate
-    if duration_s < min_duration_s:
-        raise AudioTooShortError(
-            f"'{path.name}' holds only {duration_s:.2f} s of audio ({num_frames} samples); we need at least "
-            f"{min_duration_s:g} s to separate."
-        )
-    num_samples = resampled_length(num_frames, source.sample_rate, SAMPLE_RATE)
-    waveform = gathered.join(num_samples)
-    warnings = _decode_warnings(source, num_frames, repaired, damaged)
-    for warning in warnings:
-        logger.info("%s: %s", path.name, warning)
-    return DecodedAudio(
-        waveform=waveform,
-        original_sample_rate=source.sample_rate,
-        original_channels=len(source.channel_names),
-        original_num_samples=num_frames,
-        duration_s=duration_s,
-        source_format=source.format_name,
-        repaired_samples=repaired,
-        warnings=warnings,
-    )
+        yield AudioStream(source, path, max_duration_s, min_duration_s)
+
+
+def announced_duration_s(path: str | os.PathLike[str]) -> float | None:
+    """The length a file's header announces, without decoding it; None when unknown or unreadable."""
+    try:
+        _check_file(Path(path))
+        with _open_source(Path(path)) as source:
+            return source.duration_s
+    except (AudioDecodeError, EmptyAudioError, OSError):
+        return None
 
 
 def to_original_layout(
@@ -203,21 +330,52 @@ def to_original_layout(
     """
     if waveform.ndim != 2 or waveform.shape[0] != AUDIO_CHANNELS:
         raise ValueError(f"expected a stereo waveform (2, samples), got shape {waveform.shape}")
-    if original_channels > AUDIO_CHANNELS:
-        logger.info("Stems stay stereo: the %d-channel upload was mixed down.", original_channels)
-    channels = waveform.mean(axis=0, keepdims=True) if original_channels == 1 else waveform
-    length = (
-        resampled_length(waveform.shape[1], SAMPLE_RATE, original_sample_rate)
-        if num_samples is None
-        else num_samples
-    )
-    out = np.zeros((channels.shape[0], length), dtype=np.float32)
-    for index, channel in enumerate(channels):
-        if original_sample_rate != SAMPLE_RATE:
-            channel = soxr.resample(channel, SAMPLE_RATE, original_sample_rate, RESAMPLE_QUALITY)
-        kept = min(length, channel.shape[0])
-        out[index, :kept] = channel[:kept]
-    return out
+    if num_samples is None:
+        num_samples = resampled_length(waveform.shape[1], SAMPLE_RATE, original_sample_rate)
+    converter = LayoutConverter(original_channels, original_sample_rate, num_samples)
+    return np.concatenate([converter.convert(waveform), converter.finish()], axis=1)
+
+
+class LayoutConverter:
+    """Model-rate stereo blocks `(2, n)` → the upload's layout, block by block: its channel count (mono gets
+    the mean of left and right; more than two channels stay stereo, a downmix cannot be undone), a sample rate
+    and an exact total length (trimmed or zero-padded at the end)."""
+
+    def __init__(self, channels: int, sample_rate: int, num_samples: int) -> None:
+        self.channels = 1 if channels == 1 else AUDIO_CHANNELS
+        self.sample_rate = sample_rate
+        self.num_samples = num_samples
+        self._emitted = 0
+        self._resampler = (
+            soxr.ResampleStream(SAMPLE_RATE, sample_rate, self.channels, "float32", RESAMPLE_QUALITY)
+            if sample_rate != SAMPLE_RATE
+            else None
+        )
+        if channels > AUDIO_CHANNELS:
+            logger.info("Stems stay stereo: the %d-channel upload was mixed down.", channels)
+
+    def convert(self, block: np.ndarray) -> np.ndarray:
+        """The next `(channels, m)` samples of the output for the next model-rate `block` `(2, n)`."""
+        channels = block.mean(axis=0, keepdims=True) if self.channels == 1 else block
+        if self._resampler is not None:
+            channels = self._resampler.resample_chunk(np.ascontiguousarray(channels.T)).T
+        return self._pinned(channels)
+
+    def finish(self) -> np.ndarray:
+        """The rest of the output: what the resampler still holds, then zeros up to `num_samples`."""
+        rest = np.zeros((self.channels, 0), np.float32)
+        if self._resampler is not None:
+            rest = self._resampler.resample_chunk(np.zeros((0, self.channels), np.float32), last=True).T
+        rest = self._pinned(rest)
+        missing = self.num_samples - self._emitted
+        padding = np.zeros((self.channels, max(0, missing)), np.float32)
+        self._emitted += padding.shape[1]
+        return np.concatenate([rest, padding], axis=1)
+
+    def _pinned(self, samples: np.ndarray) -> np.ndarray:
+        kept = samples[:, : max(0, self.num_samples - self._emitted)].astype(np.float32, copy=False)
+        self._emitted += kept.shape[1]
+        return kept
 
 
 def output_extension(fmt: str) -> str:
@@ -241,45 +399,90 @@ def write_audio(
     hold (PCM_PEAK_CEILING, MP3_PEAK_CEILING) and the gain is reported. MP3 at a rate it cannot carry is
     resampled to the nearest rate it can (reported). Raises FileExistsError unless ``overwrite``.
     """
-    path = Path(path)
-    fmt = fmt.lower()
-    bit_depth = DEFAULT_BIT_DEPTHS.get(fmt) if bit_depth is None else bit_depth
-    _check_format(fmt, bit_depth)
+    path, fmt, bit_depth = _checked_target(path, fmt, bit_depth, overwrite)
     peak = _checked_peak(waveform, fmt)
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
     warnings: list[str] = []
     if fmt == "mp3" and sample_rate not in MP3_SAMPLE_RATES:
-        waveform, sample_rate, note = _to_mp3_rate(waveform, sample_rate)
+        target, note = output_sample_rate(fmt, sample_rate)
+        waveform = np.stack([soxr.resample(channel, sample_rate, target, RESAMPLE_QUALITY) for channel in waveform])
+        sample_rate = target
         warnings.append(note)
         peak = _checked_peak(waveform, fmt)
-    ceiling = _peak_ceiling(fmt, bit_depth)
-    gain = ceiling / peak if ceiling is not None and peak > ceiling else 1.0
-    if gain != 1.0:
-        warnings.append(
-            f"Lowered the level by {-_to_db(gain):.2f} dB so the {_describe(fmt, bit_depth)} file "
-            "does not clip."
-        )
-    elif peak > 1.0:
-        warnings.append(
-            f"The audio peaks {_to_db(peak):.1f} dB above full scale; the 32-bit float file keeps it, "
-            "but lower the level before converting it to a fixed-point format."
-        )
-    with _atomic_output(path, overwrite) as handle:
-        _write_soundfile(handle, waveform, sample_rate, fmt, bit_depth, gain)
-    for warning in warnings:
-        logger.info("%s: %s", path.name, warning)
-    return WriteReport(
-        path=path,
-        fmt=fmt,
-        bit_depth=bit_depth,
-        sample_rate=sample_rate,
-        channels=waveform.shape[0],
-        num_samples=waveform.shape[1],
-        peak_dbfs=_to_db(peak),
-        gain_db=_to_db(gain),
-        warnings=tuple(warnings),
-    )
+
+    def blocks() -> Iterator[np.ndarray]:
+        for start in range(0, waveform.shape[1], DECODE_BLOCK_FRAMES):
+            yield waveform[:, start : start + DECODE_BLOCK_FRAMES]
+
+    return _encode(path, blocks, waveform.shape, peak, sample_rate, fmt, bit_depth, overwrite, warnings)
+
+
+def write_spool(
+    path: str | os.PathLike[str],
+    spool: AudioSpool,
+    sample_rate: int,
+    fmt: str = "wav",
+    bit_depth: int | None = None,
+    *,
+    overwrite: bool = False,
+) -> WriteReport:
+    """`write_audio` for a signal kept on disk: the same gain rule from the spool's peak, block by block.
+
+    For MP3 the rate must be one it carries (bring it there first, see `output_sample_rate`).
+    """
+    path, fmt, bit_depth = _checked_target(path, fmt, bit_depth, overwrite)
+    if not math.isfinite(spool.peak):
+        raise ValueError("waveform holds NaN or infinite samples")
+    if fmt == "mp3" and (sample_rate not in MP3_SAMPLE_RATES or spool.channels > AUDIO_CHANNELS):
+        raise ValueError(f"MP3 carries 1-2 channels at {MP3_SAMPLE_RATES} Hz, got {spool.channels} at {sample_rate}")
+    shape = (spool.channels, spool.num_samples)
+    return _encode(path, spool.blocks, shape, spool.peak, sample_rate, fmt, bit_depth, overwrite, [])
+
+
+def output_sample_rate(fmt: str, sample_rate: int) -> tuple[int, str | None]:
+    """The rate a file of `fmt` is written at for audio at `sample_rate`, and a note when it differs.
+
+    Only MP3 limits the rate: to the nearest rate at or above `sample_rate` that it carries (48 kHz at most).
+    """
+    if fmt.lower() != "mp3" or sample_rate in MP3_SAMPLE_RATES:
+        return sample_rate, None
+    target = min((rate for rate in MP3_SAMPLE_RATES if rate >= sample_rate), default=MP3_SAMPLE_RATES[-1])
+    return target, f"MP3 cannot carry {sample_rate / 1000:g} kHz, so the MP3 is at {target / 1000:g} kHz."
+
+
+class AudioSpool:
+    """A long float32 signal `(channels, samples)` kept in a raw file while it is made, with its peak.
+
+    Written and read back in blocks, so a song of any length costs a block of memory, not the song.
+    """
+
+    def __init__(self, path: Path, channels: int) -> None:
+        self.path = Path(path)
+        self.channels = channels
+        self.num_samples = 0
+        self.peak = 0.0
+        self._handle: BinaryIO | None = self.path.open("wb")
+
+    def write(self, block: np.ndarray) -> None:
+        """Append `(channels, n)` samples."""
+        if self._handle is None:
+            raise ValueError(f"{self.path.name} is closed for writing")
+        if block.shape[1]:
+            self.peak = max(self.peak, float(block.max()), -float(block.min()))
+            self._handle.write(np.ascontiguousarray(block.T, dtype=np.float32).tobytes())
+            self.num_samples += block.shape[1]
+
+    def close(self) -> None:
+        """Finish writing (reading back closes it too)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def blocks(self, size: int = DECODE_BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """The samples from the start, as float32 `(channels, ≤ size)` blocks."""
+        self.close()
+        with self.path.open("rb") as handle:
+            while (data := np.fromfile(handle, dtype=np.float32, count=size * self.channels)).size:
+                yield data.reshape(-1, self.channels).T
 
 
 def make_zip(zip_path: str | os.PathLike[str], files: Mapping[str, Path], *, overwrite: bool = False) -> Path:
@@ -396,48 +599,6 @@ def _check_announced_length(source: _Source, path: Path, max_duration_s: float |
             f"'{path.name}' is {_format_duration(source.duration_s)} long; this app accepts up to "
             f"{_format_duration(max_duration_s)}. Please trim it (or split a long set) and try again."
         )
-
-
-def _decode_blocks(
-    source: _Source, path: Path, max_duration_s: float | None
-) -> tuple[_Gatherer, int, int, bool]:
-    """Repair, mix to stereo and resample every block.
-
-    Returns the gathered stereo audio at SAMPLE_RATE, the frame count at the source rate, the number
-    of repaired samples, and whether decoding stopped on damaged data (what came before is kept).
-    """
-    mix = _downmix_matrix(source.channel_names).T  # (channels, 2)
-    resampler = (
-        soxr.ResampleStream(
-            source.sample_rate, SAMPLE_RATE, AUDIO_CHANNELS, "float32", RESAMPLE_QUALITY
-        )
-        if source.sample_rate != SAMPLE_RATE
-        else None
-    )
-    max_frames = math.inf if max_duration_s is None else max_duration_s * source.sample_rate
-    gathered = _Gatherer()
-    num_frames = repaired = 0
-    damaged = False
-    try:
-        for block in source.blocks:
-            num_frames += block.shape[0]
-            if num_frames > max_frames:
-                raise AudioTooLongError(
-                    f"'{path.name}' is longer than the {_format_duration(max_duration_s or 0.0)} this app "
-                    "accepts. Please trim it (or split a long set) and try again."
-                )
-            repaired += _repair_non_finite(block)
-            stereo = block @ mix
-            gathered.append(resampler.resample_chunk(stereo) if resampler else stereo)
-    except _DECODE_ERRORS as error:
-        if not num_frames:
-            logger.debug("cannot decode %s: %s", path.name, error)
-            raise AudioDecodeError(_undecodable_message(path)) from None
-        logger.warning("%s: decoding stopped after %d frames: %s", path.name, num_frames, error)
-        damaged = True
-    if resampler:
-        gathered.append(resampler.resample_chunk(np.zeros((0, AUDIO_CHANNELS), np.float32), last=True))
-    return gathered, num_frames, repaired, damaged
 
 
 def _repair_non_finite(block: np.ndarray) -> int:
@@ -572,16 +733,6 @@ def _checked_peak(waveform: np.ndarray, fmt: str) -> float:
     return peak
 
 
-def _to_mp3_rate(waveform: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int, str]:
-    """Resample to the nearest rate at or above ``sample_rate`` that MP3 carries (48 kHz at most)."""
-    target = min((rate for rate in MP3_SAMPLE_RATES if rate >= sample_rate), default=MP3_SAMPLE_RATES[-1])
-    resampled = np.stack(
-        [soxr.resample(channel, sample_rate, target, RESAMPLE_QUALITY) for channel in waveform]
-    )
-    note = f"MP3 cannot carry {sample_rate / 1000:g} kHz, so the MP3 is at {target / 1000:g} kHz."
-    return resampled, target, note
-
-
 def _peak_ceiling(fmt: str, bit_depth: int | None) -> float | None:
     """Highest peak the format holds without clipping; None when it holds anything (float)."""
     if fmt == "mp3":
@@ -589,25 +740,70 @@ def _peak_ceiling(fmt: str, bit_depth: int | None) -> float | None:
     return None if bit_depth == 32 else PCM_PEAK_CEILING
 
 
-def _write_soundfile(
-    handle: BinaryIO, waveform: np.ndarray, sample_rate: int, fmt: str, bit_depth: int | None, gain: float
-) -> None:
-    """Encode (channels, samples) into ``handle`` block by block, applying ``gain``."""
+def _checked_target(
+    path: str | os.PathLike[str], fmt: str, bit_depth: int | None, overwrite: bool
+) -> tuple[Path, str, int | None]:
+    """The target path, the lower-case format and the bit depth with its default; raises for bad ones."""
+    path = Path(path)
+    fmt = fmt.lower()
+    bit_depth = DEFAULT_BIT_DEPTHS.get(fmt) if bit_depth is None else bit_depth
+    _check_format(fmt, bit_depth)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+    return path, fmt, bit_depth
+
+
+def _encode(
+    path: Path,
+    blocks: Callable[[], Iterator[np.ndarray]],
+    shape: tuple[int, int],
+    peak: float,
+    sample_rate: int,
+    fmt: str,
+    bit_depth: int | None,
+    overwrite: bool,
+    warnings: list[str],
+) -> WriteReport:
+    """Encode `(channels, n)` blocks into `path` atomically, lowering the level when the format would clip."""
+    ceiling = _peak_ceiling(fmt, bit_depth)
+    gain = ceiling / peak if ceiling is not None and peak > ceiling else 1.0
+    if gain != 1.0:
+        warnings.append(
+            f"Lowered the level by {-_to_db(gain):.2f} dB so the {_describe(fmt, bit_depth)} file "
+            "does not clip."
+        )
+    elif peak > 1.0:
+        warnings.append(
+            f"The audio peaks {_to_db(peak):.1f} dB above full scale; the 32-bit float file keeps it, "
+            "but lower the level before converting it to a fixed-point format."
+        )
     options = (
         {"compression_level": MP3_COMPRESSION_LEVEL, "bitrate_mode": MP3_BITRATE_MODE} if fmt == "mp3" else {}
     )
-    with sf.SoundFile(
+    with _atomic_output(path, overwrite) as handle, sf.SoundFile(
         handle,
         "w",
         samplerate=sample_rate,
-        channels=waveform.shape[0],
+        channels=shape[0],
         format=fmt.upper(),
         subtype=_SUBTYPES[(fmt, bit_depth)],
         **options,
     ) as sound_file:
-        for start in range(0, waveform.shape[1], DECODE_BLOCK_FRAMES):
-            block = waveform[:, start : start + DECODE_BLOCK_FRAMES].T
-            sound_file.write(block * np.float32(gain) if gain != 1.0 else block)
+        for block in blocks():
+            sound_file.write(block.T * np.float32(gain) if gain != 1.0 else block.T)
+    for warning in warnings:
+        logger.info("%s: %s", path.name, warning)
+    return WriteReport(
+        path=path,
+        fmt=fmt,
+        bit_depth=bit_depth,
+        sample_rate=sample_rate,
+        channels=shape[0],
+        num_samples=shape[1],
+        peak_dbfs=_to_db(peak),
+        gain_db=_to_db(gain),
+        warnings=tuple(warnings),
+    )
 
 
 @contextmanager

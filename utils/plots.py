@@ -71,46 +71,7 @@ def waveform_figure(
     mixture: np.ndarray, vocals: np.ndarray, sample_rate: int, activity: VocalActivity
 ) -> go.Figure:
     """Peak envelopes of the mixture and the vocals `(channels, samples)`, sung phrases shaded."""
-    _check_pair(mixture, vocals)
-    duration_s = mixture.shape[1] / sample_rate
-    fig = go.Figure(layout=_layout(duration_s, WAVEFORM_HEIGHT_PX))
-    peak = 1.0  # full scale, unless the audio goes beyond it
-    for name, signal, colour, fill in (
-        ("Mixture", mixture, MIXTURE_COLOUR, MIXTURE_FILL),
-        ("Vocals", vocals, VOCAL_COLOUR, VOCAL_FILL),
-    ):
-        starts = _bin_starts(signal.shape[1], MAX_CURVE_POINTS)
-        low = np.minimum.reduceat(signal, starts, axis=1).min(axis=0).astype(np.float32)
-        high = np.maximum.reduceat(signal, starts, axis=1).max(axis=0).astype(np.float32)
-        peak = max(peak, float(high.max()), float(-low.min()))
-        x0, dx = _bin_centres_ms(duration_s, starts.size)
-        line = {"color": colour, "width": 0.5}
-        fig.add_scatter(
-            y=high,
-            x0=x0,
-            dx=dx,
-            mode="lines",
-            line=line,
-            name=name,
-            legendgroup=name,
-            showlegend=False,
-            hovertemplate="peak %{y:.2f}",
-        )
-        fig.add_scatter(
-            y=low,
-            x0=x0,
-            dx=dx,
-            mode="lines",
-            line=line,
-            name=name,
-            legendgroup=name,
-            fill="tonexty",
-            fillcolor=fill,
-            hoverinfo="skip",
-        )
-    fig.update_yaxes(range=[-peak, peak], title_text="amplitude")
-    _shade_phrases(fig, activity.segments)
-    return fig
+    return PlotSketch.of(mixture, vocals, sample_rate).waveform_figure(activity)
 
 
 def spectrogram_figure(mixture: np.ndarray, vocals: np.ndarray, sample_rate: int) -> go.Figure:
@@ -118,56 +79,195 @@ def spectrogram_figure(mixture: np.ndarray, vocals: np.ndarray, sample_rate: int
 
     Both share one reference, the mixture's loudest cell (0 dB), and show 80 dB below it.
     """
-    _check_pair(mixture, vocals)
-    duration_s = mixture.shape[1] / sample_rate
-    centres_hz, weights = _log_band_weights(sample_rate)
-    mixture_power = _band_power(mixture, weights)
-    vocals_power = _band_power(vocals, weights)
-    reference = max(float(mixture_power.max()), np.finfo(np.float32).tiny)
-    x0, dx = _bin_centres_ms(duration_s, mixture_power.shape[1])
-    clock = _clock_format(duration_s)
+    return PlotSketch.of(mixture, vocals, sample_rate).spectrogram_figure()
 
-    fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=("Mixture", "Vocals")
-    )
-    for row, (name, power, colour) in enumerate(
-        (("Mixture", mixture_power, INK_COLOUR), ("Vocals", vocals_power, VOCAL_COLOUR)), start=1
-    ):
-        domain = fig.get_subplot(row, 1).yaxis.domain
-        fig.add_heatmap(
-            z=_to_db(power, reference),
-            x0=x0,
-            dx=dx,
-            y=centres_hz.astype(np.float32),
-            name=name,
-            zmin=-DYNAMIC_RANGE_DB,
-            zmax=0,
-            colorscale=[[0.0, "#ffffff"], [1.0, colour]],
-            colorbar={
-                "title": {"text": "dB"},
-                "len": domain[1] - domain[0],
-                "y": (domain[0] + domain[1]) / 2,
-                "thickness": 10,
-                "x": 1.01,
-                "xanchor": "left",
-            },
-            hovertemplate=f"%{{x|{clock}.%2f}}  %{{y:.0f}} Hz  %{{z}} dB<extra>{name}</extra>",
-            row=row,
-            col=1,
+
+class PlotSketch:
+    """What the waveform and spectrogram figures need of a song, gathered block by block.
+
+    Feed the mixture and the vocals as `(channels, n)` blocks in order (`add`); the song's length must be
+    known up front, since it sets the bins. Memory: a few MB whatever the length.
+    """
+
+    def __init__(self, num_samples: int, sample_rate: int) -> None:
+        if num_samples <= 0:
+            raise ValueError(f"a sketch needs samples, got {num_samples}")
+        self.num_samples = num_samples
+        self.sample_rate = sample_rate
+        self._envelopes = {name: _Envelope(num_samples) for name in ("mixture", "vocals")}
+        _, weights = _log_band_weights(sample_rate)
+        self._spectra = {name: _BandPower(num_samples, weights) for name in ("mixture", "vocals")}
+        self._added = 0
+
+    @classmethod
+    def of(cls, mixture: np.ndarray, vocals: np.ndarray, sample_rate: int) -> PlotSketch:
+        """The sketch of two whole `(channels, samples)` signals."""
+        _check_pair(mixture, vocals)
+        sketch = cls(mixture.shape[1], sample_rate)
+        sketch.add(mixture, vocals)
+        return sketch
+
+    def add(self, mixture: np.ndarray, vocals: np.ndarray) -> None:
+        """The next samples of both signals, `(channels, n)` each."""
+        _check_pair(mixture, vocals)
+        for name, block in (("mixture", mixture), ("vocals", vocals)):
+            self._envelopes[name].add(self._added, block)
+            self._spectra[name].add(block)
+        self._added += mixture.shape[1]
+
+    def waveform_figure(self, activity: VocalActivity) -> go.Figure:
+        """Peak envelopes of the mixture and the vocals, sung phrases shaded."""
+        duration_s = self.num_samples / self.sample_rate
+        fig = go.Figure(layout=_layout(duration_s, WAVEFORM_HEIGHT_PX))
+        peak = 1.0  # full scale, unless the audio goes beyond it
+        for name, envelope, colour, fill in (
+            ("Mixture", self._envelopes["mixture"], MIXTURE_COLOUR, MIXTURE_FILL),
+            ("Vocals", self._envelopes["vocals"], VOCAL_COLOUR, VOCAL_FILL),
+        ):
+            low, high = envelope.low.astype(np.float32), envelope.high.astype(np.float32)
+            peak = max(peak, float(high.max()), float(-low.min()))
+            x0, dx = _bin_centres_ms(duration_s, low.size)
+            line = {"color": colour, "width": 0.5}
+            fig.add_scatter(
+                y=high,
+                x0=x0,
+                dx=dx,
+                mode="lines",
+                line=line,
+                name=name,
+                legendgroup=name,
+                showlegend=False,
+                hovertemplate="peak %{y:.2f}",
+            )
+            fig.add_scatter(
+                y=low,
+                x0=x0,
+                dx=dx,
+                mode="lines",
+                line=line,
+                name=name,
+                legendgroup=name,
+                fill="tonexty",
+                fillcolor=fill,
+                hoverinfo="skip",
+            )
+        fig.update_yaxes(range=[-peak, peak], title_text="amplitude")
+        _shade_phrases(fig, activity.segments)
+        return fig
+
+    def spectrogram_figure(self) -> go.Figure:
+        """Log-frequency spectrograms of the mixture (top) and the vocals (bottom), in dB."""
+        duration_s = self.num_samples / self.sample_rate
+        centres_hz, _ = _log_band_weights(self.sample_rate)
+        mixture_power = self._spectra["mixture"].columns()
+        vocals_power = self._spectra["vocals"].columns()
+        reference = max(float(mixture_power.max()), np.finfo(np.float32).tiny)
+        x0, dx = _bin_centres_ms(duration_s, mixture_power.shape[1])
+        clock = _clock_format(duration_s)
+
+        fig = make_subplots(
+            rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=("Mixture", "Vocals")
         )
-        fig.update_yaxes(
-            type="log",
-            range=np.log10([FREQ_MIN_HZ, centres_hz[-1]]),
-            tickvals=FREQ_TICKS_HZ,
-            ticktext=[f"{hz // 1000}k" if hz >= 1000 else str(hz) for hz in FREQ_TICKS_HZ],
-            title_text="Hz",
-            row=row,
-            col=1,
-        )
-    fig.layout.annotations[1].font.color = VOCAL_COLOUR  # the "Vocals" panel title
-    fig.update_layout(_layout(duration_s, SPECTROGRAM_HEIGHT_PX), hovermode="closest")
-    fig.update_xaxes(_time_axis(duration_s))
-    return fig
+        for row, (name, power, colour) in enumerate(
+            (("Mixture", mixture_power, INK_COLOUR), ("Vocals", vocals_power, VOCAL_COLOUR)), start=1
+        ):
+            domain = fig.get_subplot(row, 1).yaxis.domain
+            fig.add_heatmap(
+                z=_to_db(power, reference),
+                x0=x0,
+                dx=dx,
+                y=centres_hz.astype(np.float32),
+                name=name,
+                zmin=-DYNAMIC_RANGE_DB,
+                zmax=0,
+                colorscale=[[0.0, "#ffffff"], [1.0, colour]],
+                colorbar={
+                    "title": {"text": "dB"},
+                    "len": domain[1] - domain[0],
+                    "y": (domain[0] + domain[1]) / 2,
+                    "thickness": 10,
+                    "x": 1.01,
+                    "xanchor": "left",
+                },
+                hovertemplate=f"%{{x|{clock}.%2f}}  %{{y:.0f}} Hz  %{{z}} dB<extra>{name}</extra>",
+                row=row,
+                col=1,
+            )
+            fig.update_yaxes(
+                type="log",
+                range=np.log10([FREQ_MIN_HZ, centres_hz[-1]]),
+                tickvals=FREQ_TICKS_HZ,
+                ticktext=[f"{hz // 1000}k" if hz >= 1000 else str(hz) for hz in FREQ_TICKS_HZ],
+                title_text="Hz",
+                row=row,
+                col=1,
+            )
+        fig.layout.annotations[1].font.color = VOCAL_COLOUR  # the "Vocals" panel title
+        fig.update_layout(_layout(duration_s, SPECTROGRAM_HEIGHT_PX), hovermode="closest")
+        fig.update_xaxes(_time_axis(duration_s))
+        return fig
+
+
+class _Envelope:
+    """Lowest and highest sample (over channels) in each of `MAX_CURVE_POINTS` bins of a signal."""
+
+    def __init__(self, num_samples: int) -> None:
+        self.starts = _bin_starts(num_samples, MAX_CURVE_POINTS)
+        self.low = np.full(self.starts.size, np.inf)
+        self.high = np.full(self.starts.size, -np.inf)
+
+    def add(self, offset: int, block: np.ndarray) -> None:
+        """Samples `[offset, offset + n)` as a `(channels, n)` block."""
+        if not block.shape[1]:
+            return
+        first = int(np.searchsorted(self.starts, offset, side="right")) - 1
+        last = int(np.searchsorted(self.starts, offset + block.shape[1], side="left"))
+        edges = np.maximum(self.starts[first:last] - offset, 0)
+        np.minimum.at(self.low, np.arange(first, last), np.minimum.reduceat(block, edges, axis=1).min(axis=0))
+        np.maximum.at(self.high, np.arange(first, last), np.maximum.reduceat(block, edges, axis=1).max(axis=0))
+
+
+class _BandPower:
+    """Mean power of the channel average in log-frequency bands, per spectrogram column, block by block.
+
+    Frames are centred Hann windows of N_FFT at a hop set by the song's length (see FRAMES_PER_COLUMN); the
+    signal is zero-padded by N_FFT / 2 at both ends.
+    """
+
+    def __init__(self, num_samples: int, weights: np.ndarray) -> None:
+        self.weights = weights
+        self.hop = int(np.clip(num_samples // (MAX_SPECTROGRAM_COLUMNS * FRAMES_PER_COLUMN), N_FFT // 4, N_FFT))
+        self.frames = num_samples // self.hop + 1  # frames of the padded signal, one every hop
+        self.column_starts = _bin_starts(self.frames, MAX_SPECTROGRAM_COLUMNS)
+        self.power = np.zeros((self.column_starts.size, weights.shape[0]))
+        self._window = get_window("hann", N_FFT).astype(np.float32)
+        self._num_samples = num_samples
+        self._pending = np.zeros(N_FFT // 2, dtype=np.float32)  # the padded signal from frame `_next` on
+        self._received = 0
+        self._next = 0  # the next frame to compute
+
+    def add(self, block: np.ndarray) -> None:
+        """The next `(channels, n)` samples; the end padding is added once all samples have come."""
+        self._received += block.shape[1]
+        parts = [self._pending, block.mean(axis=0).astype(np.float32)]
+        if self._received >= self._num_samples:
+            parts.append(np.zeros(N_FFT // 2, dtype=np.float32))
+        self._pending = np.concatenate(parts)
+        ready = min(self.frames - self._next, max(0, (self._pending.size - N_FFT) // self.hop + 1))
+        for start in range(0, ready, STFT_CHUNK_FRAMES):
+            count = min(STFT_CHUNK_FRAMES, ready - start)
+            frames = sliding_window_view(self._pending, N_FFT)[start * self.hop :: self.hop][:count]
+            spectrum = scipy.fft.rfft(frames * self._window, axis=-1)
+            power = (spectrum.real**2 + spectrum.imag**2) @ self.weights.T
+            indices = self._next + start + np.arange(count)
+            np.add.at(self.power, np.searchsorted(self.column_starts, indices, side="right") - 1, power)
+        self._next += ready
+        self._pending = self._pending[ready * self.hop :]
+
+    def columns(self) -> np.ndarray:
+        """`(bands, columns)`: the mean power of the frames in each column."""
+        counts = np.diff(self.column_starts, append=self.frames)[:, None]
+        return (self.power / counts).T.astype(np.float32)
 
 
 def activity_figure(activity: VocalActivity) -> go.Figure:
@@ -301,23 +401,6 @@ def _log_band_weights(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     high = np.maximum(edges[1:], centres + bin_width / 2)[:, None]
     overlap = np.minimum(high, bin_centres + bin_width / 2) - np.maximum(low, bin_centres - bin_width / 2)
     return centres, (np.clip(overlap, 0, None) / (high - low)).astype(np.float32)
-
-
-def _band_power(signal: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """`(channels, samples)` → `(bands, columns)`: mean power of the channel average, centred Hann frames."""
-    num_samples = signal.shape[1]
-    mono = np.zeros(num_samples + N_FFT, dtype=np.float32)
-    np.mean(signal, axis=0, out=mono[N_FFT // 2 : N_FFT // 2 + num_samples])
-    hop = int(np.clip(num_samples // (MAX_SPECTROGRAM_COLUMNS * FRAMES_PER_COLUMN), N_FFT // 4, N_FFT))
-    frames = sliding_window_view(mono, N_FFT)[::hop]
-    window = get_window("hann", N_FFT).astype(np.float32)
-    power = np.empty((frames.shape[0], weights.shape[0]), dtype=np.float32)
-    for start in range(0, frames.shape[0], STFT_CHUNK_FRAMES):
-        spectrum = scipy.fft.rfft(frames[start : start + STFT_CHUNK_FRAMES] * window, axis=-1)
-        power[start : start + STFT_CHUNK_FRAMES] = (spectrum.real**2 + spectrum.imag**2) @ weights.T
-    starts = _bin_starts(frames.shape[0], MAX_SPECTROGRAM_COLUMNS)
-    counts = np.diff(starts, append=frames.shape[0])[:, None]
-    return (np.add.reduceat(power, starts, axis=0) / counts).T
 
 
 def _to_db(power: np.ndarray, reference: float) -> np.ndarray:

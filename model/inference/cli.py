@@ -18,58 +18,24 @@ import argparse
 import dataclasses
 import json
 import logging
-import re
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from utils.cleanup import GateSettings, apply_sparse_gate
+from model.inference.pipeline import OutputSettings, SongResult, SongSettings, separate_file
+from model.inference.separator import STEM_NAMES, SeparationSettings, Separator
 from model.weights.pretrained import load_model
-from model.inference.separator import Progress, SeparationSettings, Separator
-from model.stft import SAMPLE_RATE
-from utils.activity import detect_vocal_activity
-from utils.audio import (
-    DEFAULT_BIT_DEPTHS,
-    OUTPUT_FORMATS,
-    DecodedAudio,
-    load_audio,
-    output_extension,
-    to_original_layout,
-    write_audio,
-)
+from utils.audio import AUDIO_EXTENSIONS, DEFAULT_BIT_DEPTHS, OUTPUT_FORMATS, output_extension
+from utils.cleanup import GateSettings
 from utils.errors import SeparationError
+from utils.files import safe_name
 
 log = logging.getLogger("model.separate")
 
-AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".wma"}
-)
-"""What a folder scan picks up (anything `utils.audio.load_audio` may decode)."""
-
-STEM_NAMES = ("vocals", "accompaniment")
 ACTIVITY_FILE = "activity.json"
-UNSAFE_NAME_CHARACTERS = re.compile(r"[^\w\-. ()\[\]&,+']")
-MAX_NAME_LENGTH = 120
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-@dataclasses.dataclass(frozen=True)
-class OutputSettings:
-    """How the stems are written."""
-
-    fmt: str = "wav"
-    bit_depth: int | None = None
-    keep_44k: bool = False
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        if self.bit_depth is not None and self.bit_depth not in OUTPUT_FORMATS[self.fmt]:
-            allowed = OUTPUT_FORMATS[self.fmt] or "none"
-            raise ValueError(f"--bit-depth for {self.fmt} must be one of {allowed}, got {self.bit_depth}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,8 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             device=args.device,
         )
-        gate = GateSettings(attenuation_db=args.gate_db) if args.gate else None
-        output = OutputSettings(args.format, args.bit_depth, args.keep_44k, args.overwrite)
+        song = SongSettings(
+            output=OutputSettings(args.format, args.bit_depth, args.keep_44k),
+            clean_up=GateSettings(attenuation_db=args.gate_db) if args.gate else None,
+        )
     except ValueError as error:
         parser.error(str(error))
     out_root = Path(args.output)
@@ -108,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for path in inputs:
         try:
-            folder = _separate_file(path, separator, out_root, output, gate, loaded.source, set(inputs))
+            folder = _separate_file(path, separator, out_root, song, args.overwrite, loaded.source, set(inputs))
             log.info("%s -> %s", path, folder)
         except (SeparationError, OSError) as error:  # OSError: the output disk or folder, not the model
             log.error("%s: %s", path, error)
@@ -165,74 +133,57 @@ def _separate_file(
     path: Path,
     separator: Separator,
     out_root: Path,
-    output: OutputSettings,
-    gate: GateSettings | None,
+    song: SongSettings,
+    overwrite: bool,
     checkpoint: str,
     inputs: set[Path],
 ) -> Path:
     """Separate one file and write its results; returns the folder written."""
-    decoded = load_audio(path)
-    started = time.perf_counter()
-    with tqdm(desc=path.name, unit="chunk", leave=False, file=sys.stderr) as bar:
-        def advance(progress: Progress) -> None:
-            bar.total = progress.chunks_total
-            bar.update(progress.chunks_done - bar.n)
-
-        stems = separator.separate(decoded.waveform, progress=advance)
-    activity = detect_vocal_activity(stems["vocals"], SAMPLE_RATE, mixture=decoded.waveform)
-    if gate is not None:
-        stems = apply_sparse_gate(stems, activity, SAMPLE_RATE, gate)
-    seconds = time.perf_counter() - started
-
-    folder = _result_folder(out_root, path, output.overwrite)
-    written = {name: folder / f"{name}{output_extension(output.fmt)}" for name in STEM_NAMES}
-    if inputs & {target.resolve() for target in (*written.values(), folder / ACTIVITY_FILE)}:
+    folder = _result_folder(out_root, path, overwrite)
+    targets = {name: folder / f"{name}{output_extension(song.output.fmt)}" for name in STEM_NAMES}
+    if inputs & {target.resolve() for target in (*targets.values(), folder / ACTIVITY_FILE)}:
         raise SeparationError(f"'{path.name}': refusing to write over an input file in {folder}.")
-    folder.mkdir(parents=True, exist_ok=output.overwrite)
-    reports = {}
-    for name, target in written.items():
-        waveform, rate = _output_layout(stems[name], decoded, output.keep_44k)
-        reports[name] = write_audio(
-            target, waveform, rate, output.fmt, output.bit_depth, overwrite=output.overwrite
-        )
-    info = {
-        **activity.to_json(),
-        "input": {
-            "file": path.name,
-            "format": decoded.source_format,
-            "sample_rate": decoded.original_sample_rate,
-            "channels": decoded.original_channels,
-            "duration_s": round(decoded.duration_s, 3),
-            "warnings": list(decoded.warnings),
-        },
-        "outputs": {
-            name: {"file": report.path.name, "sample_rate": report.sample_rate, "channels": report.channels,
-                   "gain_db": round(report.gain_db, 2), "warnings": list(report.warnings)}
-            for name, report in reports.items()
-        },
-        "settings": {
-            "checkpoint": checkpoint,
-            "separation": dataclasses.asdict(separator.settings),
-            "device": str(separator.device),
-            "gate": dataclasses.asdict(gate) if gate is not None else None,
-            "seconds": round(seconds, 2),
-        },
-    }
+    with tqdm(desc=path.name, total=1.0, leave=False, file=sys.stderr,
+              bar_format="{desc}: {percentage:3.0f}% {postfix}") as bar:
+
+        def advance(fraction: float, message: str) -> None:
+            bar.update(fraction - bar.n)
+            bar.set_postfix_str(message)
+
+        result = separate_file(path, separator, targets, song, advance, overwrite=overwrite)
+    info = _activity_json(path, result, separator, song, checkpoint)
     (folder / ACTIVITY_FILE).write_text(json.dumps(info, indent=2))
     return folder
 
 
-def _output_layout(stem: np.ndarray, decoded: DecodedAudio, keep_44k: bool) -> tuple[np.ndarray, int]:
-    """The stem at 44.1 kHz stereo, or back in the input's rate, channel count and length."""
-    if keep_44k:
-        return stem, SAMPLE_RATE
-    waveform = to_original_layout(
-        stem,
-        decoded.original_sample_rate,
-        decoded.original_channels,
-        num_samples=decoded.original_num_samples,
-    )
-    return waveform, decoded.original_sample_rate
+def _activity_json(
+    path: Path, result: SongResult, separator: Separator, song: SongSettings, checkpoint: str
+) -> dict:
+    """`activity.json`: the phrases, the input's properties, what was written and the settings used."""
+    audio = result.audio
+    return {
+        **result.activity.to_json(),
+        "input": {
+            "file": path.name,
+            "format": audio.source_format,
+            "sample_rate": audio.original_sample_rate,
+            "channels": audio.original_channels,
+            "duration_s": round(audio.duration_s, 3),
+            "warnings": list(audio.warnings),
+        },
+        "outputs": {
+            name: {"file": report.path.name, "sample_rate": report.sample_rate, "channels": report.channels,
+                   "gain_db": round(report.gain_db, 2), "warnings": list(report.warnings)}
+            for name, report in result.outputs.items()
+        },
+        "settings": {
+            "checkpoint": checkpoint,
+            "separation": dataclasses.asdict(separator.settings),
+            "device": result.device,
+            "gate": dataclasses.asdict(song.clean_up) if song.clean_up is not None else None,
+            "seconds": round(result.processing_s, 2),
+        },
+    }
 
 
 def _result_folder(out_root: Path, path: Path, overwrite: bool) -> Path:
@@ -246,12 +197,6 @@ def _result_folder(out_root: Path, path: Path, overwrite: bool) -> Path:
         folder = out_root / f"{name} ({suffix})"
         suffix += 1
     return folder
-
-
-def safe_name(stem: str) -> str:
-    """A file name that stays one path component: no separators, no leading dots, not empty, not too long."""
-    name = UNSAFE_NAME_CHARACTERS.sub("_", stem).strip(" .")[:MAX_NAME_LENGTH]
-    return name or "track"
 
 
 def _report(failures: list[tuple[Path, str]]) -> int:

@@ -29,7 +29,7 @@ from model.bsmamba2 import BSMamba2
 from model.kernels import best_scan_backend, use_scan_backend
 from model.stft import SAMPLE_RATE
 
-__all__ = ["SeparationSettings", "Progress", "Separator", "chunk_starts", "chunk_weights", "padded_length"]
+__all__ = ["STEM_NAMES", "SeparationSettings", "Progress", "Separator", "chunk_starts", "chunk_weights", "padded_length"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ DEFAULT_BATCH_SIZE = 4
 
 VOCALS = "vocals"
 ACCOMPANIMENT = "accompaniment"
+STEM_NAMES = (VOCALS, ACCOMPANIMENT)
+"""What a separation returns: the vocals, and the rest of the mixture (`mixture − vocals`)."""
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 """Autocast dtype per precision name; None = plain float32."""

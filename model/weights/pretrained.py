@@ -32,6 +32,8 @@ DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "bsmamba2-demo"
 CHECKPOINT_ENV = "BSMAMBA2_CHECKPOINT"
 PROVENANCE_FILE = "provenance.json"
 """Optional file beside a Hub-format model that says what the weights are (written by training and conversion)."""
+SYNTHETIC_DATA = "synthetic"
+"""`provenance.json`'s `training_data` for weights trained on the project's generated songs only."""
 
 
 @dataclass
@@ -39,15 +41,25 @@ class LoadedModel:
     """A ready network and what to tell the user about it."""
 
     model: BSMamba2
-    source: str
+    source: str  # what was asked for: a path or a repo id (logs and cache keys; never shown on a page)
     kind: str  # "bundled demo", "local folder", "Hugging Face Hub", "official checkpoint"
     info: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """What to call the weights in public: a repo id, a folder or file name, never a server path."""
+        return self.source if self.kind == "Hugging Face Hub" else Path(self.source).name
+
+    @property
+    def trained_on_synthetic_data(self) -> bool:
+        """Whether the provenance says the weights learnt from generated songs only (the bundled demo does)."""
+        return self.info.get("training_data") == SYNTHETIC_DATA
 
     def describe(self) -> str:
         """One or two sentences for a model panel."""
         params = sum(p.numel() for p in self.model.parameters())
         config = self.model.config
-        text = f"{self.kind}: {self.source} — BSMamba2 dim {config.dim}, depth {config.depth}, {params / 1e6:.1f} M parameters."
+        text = f"{self.kind}: {self.name} — BSMamba2 dim {config.dim}, depth {config.depth}, {params / 1e6:.1f} M parameters."
         summary = self.info.get("summary")
         return f"{text} {summary}" if summary else text
 
