@@ -250,8 +250,10 @@ def _import_triton_ssd() -> types.ModuleType:
     os.environ.setdefault(TRITON_AUTOTUNE_CACHE_ENV, "1")
     try:
         return importlib.import_module(TRITON_SSD_MODULE)
-    except ImportError as error:
+    except Exception as error:  # the package's __init__ imports far more than the scan needs
         log.debug("the mamba_ssm package does not import (%s); loading its Triton files alone", error)
+        for name in [name for name in sys.modules if name.startswith(f"{MAMBA_SSM_PACKAGE}.")]:
+            del sys.modules[name]  # half-imported submodules would stand in for the real ones
     return _import_skipping_package_init(TRITON_SSD_MODULE)
 
 
