@@ -162,9 +162,9 @@ class Report:
 
 
 def rounded(value: object) -> object:
-    """Floats to 4 significant digits (NaN and infinities as strings), through dicts and lists."""
+    """Floats to 3 significant digits (NaN and infinities as strings), through dicts and lists."""
     if isinstance(value, float):
-        return str(value) if not math.isfinite(value) else float(f"{value:.4g}")
+        return str(value) if not math.isfinite(value) else float(f"{value:.3g}")
     if isinstance(value, dict):
         return {key: rounded(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -207,7 +207,7 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 
 
 def errors(actual: torch.Tensor, expected: torch.Tensor) -> dict[str, float | bool]:
-    """Max abs, max abs over the peak, relative L2 and agreement in dB of `actual` against `expected`."""
+    """Max abs, max abs over the peak and agreement in dB (−20·log10 of the relative L2 error)."""
     if actual.is_complex():
         actual, expected = torch.view_as_real(actual), torch.view_as_real(expected)
     actual, expected = actual.detach().double().cpu(), expected.detach().double().cpu()
@@ -217,7 +217,6 @@ def errors(actual: torch.Tensor, expected: torch.Tensor) -> dict[str, float | bo
     return {
         "max_abs": difference.abs().max().item(),
         "peak_rel": (difference.abs().max() / expected.abs().max()).item(),
-        "rel_l2": norm / expected.norm().item(),
         "agreement_db": 20 * math.log10(expected.norm().item() / norm) if norm > 0 else math.inf,
         "finite": finite,
     }
@@ -227,11 +226,11 @@ def backends() -> list[str]:
     return [TORCH_BACKEND] + ([MAMBA_SSM_BACKEND] if register_mamba_ssm_backend() else [])
 
 
-def scan_variants(plan: Plan) -> list[tuple[str, str, contextlib.AbstractContextManager]]:
-    """(label, backend, context) for each scan to compare; the kernel twice in fp32, TF32 and IEEE."""
-    variants = [(name, name, contextlib.nullcontext()) for name in backends()]
-    if MAMBA_SSM_BACKEND in [name for name, _, _ in variants]:
-        variants.append(("mamba_ssm_ieee", MAMBA_SSM_BACKEND, triton_fp32_precision("ieee")))
+def scan_variants(plan: Plan) -> list[tuple[str, str, Callable[[], contextlib.AbstractContextManager]]]:
+    """(label, backend, context factory) per scan to compare; the kernel twice in fp32, TF32 and IEEE."""
+    variants = [(name, name, contextlib.nullcontext) for name in backends()]
+    if MAMBA_SSM_BACKEND in backends():
+        variants.append(("mamba_ssm_ieee", MAMBA_SSM_BACKEND, lambda: triton_fp32_precision("ieee")))
     return variants
 
 
@@ -288,25 +287,28 @@ def section_env(plan: Plan, report: Report, until: float) -> dict:
 def section_scan(plan: Plan, report: Report, until: float) -> dict:
     """Each scan against float64 at the released mixers' shapes, per precision (under autocast, as in the model)."""
     rows = []
+    case_sizes = {case: {"sequences": sequences, "length": length} for case, sequences, length in plan.scan_cases}
     for case, sequences, length in plan.scan_cases:
         inputs, kwargs = scan_inputs(sequences, length, plan)
         for precision, dtype in PRECISIONS.items():
             cast = [t if dtype is None else t.to(dtype) for t in inputs[:2] + inputs[3:]]
             args = (cast[0], cast[1], inputs[2], cast[2], cast[3])
             reference = ssd_scan(*[t.double() for t in args], 64, **kwargs)
-            for label, backend, context in scan_variants(plan):
+            for label, backend, make_context in scan_variants(plan):
+                if label.endswith("_ieee") and dtype is not None:
+                    continue
                 if time.monotonic() > until:
-                    return {"rows": rows, "partial": True}
+                    return {"cases": case_sizes, "rows": rows, "partial": True}
                 scan = select_scan_backend(backend)
-                with context, autocast(plan.device, dtype):
+                with make_context(), autocast(plan.device, dtype):
                     y, seconds = timed(lambda: scan.scan(*args, scan.chunk_size or 64, **kwargs), plan.device)
-                row = {"case": case, "length": length, "sequences": sequences, "precision": precision,
-                       "scan": label, "ms": 1000 * seconds, **errors(y, reference)}
+                row = {"case": case, "precision": precision, "scan": label, "ms": 1000 * seconds,
+                       **errors(y, reference)}
                 rows.append(row)
                 report.check(f"scan {case} {precision} {label} finite", row["finite"])
     if MAMBA_SSM_BACKEND in backends():
         rows.append(grid_limit_case(plan, report))
-    return {"rows": rows}
+    return {"cases": case_sizes, "rows": rows}
 
 
 def scan_inputs(sequences: int, length: int, plan: Plan,
@@ -337,7 +339,7 @@ def grid_limit_case(plan: Plan, report: Report) -> dict:
     y, seconds = timed(lambda: kernel.scan(half[0], half[1], A, half[2], half[3], 256, **kwargs), plan.device)
     rows = torch.cat([torch.arange(4), torch.arange(sequences - 4, sequences)]).to(plan.device)
     expected = ssd_scan(x[rows].double(), dt[rows].double(), A, B[rows].double(), C[rows].double(), 64, **kwargs)
-    row = {"case": "grid_limit", "length": 62, "sequences": sequences, "precision": "fp16",
+    row = {"case": f"grid_limit ({sequences} x 62 steps)", "precision": "fp16",
            "scan": MAMBA_SSM_BACKEND, "ms": 1000 * seconds, **errors(y[rows], expected)}
     row["finite"] = row["finite"] and bool(torch.isfinite(y).all())
     report.check("scan grid_limit runs and is finite", row["finite"])
@@ -364,14 +366,14 @@ def section_fixture(plan: Plan, report: Report, until: float) -> dict:
         expected, cpu_seconds = timed(lambda: model(spec), torch.device("cpu"))
     model = model.to(plan.device)
     rows = []
-    for label, backend, context in scan_variants(plan):
+    for label, backend, make_context in scan_variants(plan):
         use_scan_backend(model, backend)
         for precision, dtype in PRECISIONS.items():
             if label.endswith("_ieee") and dtype is not None:
                 continue
             if time.monotonic() > until:
                 return {"rows": rows, "partial": True}
-            with torch.inference_mode(), context, autocast(plan.device, dtype):
+            with torch.inference_mode(), make_context(), autocast(plan.device, dtype):
                 out, seconds = timed(lambda: model(spec.to(plan.device)), plan.device)
             row = {"scan": label, "precision": precision, "s": seconds, **errors(out, expected)}
             rows.append(row)
@@ -397,11 +399,13 @@ def section_separator(plan: Plan, report: Report, until: float) -> dict:
     expected = torch.from_numpy(np.load(fixture_folder() / "separator_output.npy")[0])
     model = load_fixture_model()
     rows = []
-    for label, backend, context in scan_variants(plan):
+    for label, backend, make_context in scan_variants(plan):
         for precision in plan.separator_precisions:
-            if (label.endswith("_ieee") and precision != "fp32") or time.monotonic() > until:
+            if label.endswith("_ieee") and precision != "fp32":
                 continue
-            with context:
+            if time.monotonic() > until:
+                return {"rows": rows, "partial": True}
+            with make_context():
                 vocals, seconds = timed(
                     lambda: separate(model, mixture, plan, backend, precision, batch_size=8), plan.device)
             row = {"scan": label, "precision": precision, "s": seconds, **errors(torch.from_numpy(vocals), expected)}
@@ -603,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
                         handlers=[logging.FileHandler(args.out / "gpu_check.log"), logging.StreamHandler()])
     name = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = torch.device("cpu" if name == "auto" else name)
-    report = Report(args.out, {"cuda": device.type == "cuda", "fixture": str(fixture_folder())})
+    report = Report(args.out, {"cuda": device.type == "cuda", "fixture_path": str(fixture_folder())})
     if not (fixture_folder() / "weights" / "last.ckpt").is_file():
         log.warning("no fixture at %s (set %s): its sections are left out", fixture_folder(), FIXTURES_ENV)
         report.data["fixture_missing"] = True
