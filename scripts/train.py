@@ -31,6 +31,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.bsmamba2 import PRESETS, BSMamba2  # noqa: E402
+from model.kernels import best_scan_backend, use_scan_backend  # noqa: E402
 from model.loss import separation_loss  # noqa: E402
 from model.stft import SAMPLE_RATE  # noqa: E402
 from utils.metrics import usdr  # noqa: E402
@@ -98,6 +99,7 @@ def train(args: argparse.Namespace) -> None:
 
     config = PRESETS[args.preset]
     model = BSMamba2(config).to(device).train()
+    use_scan_backend(model, best_scan_backend(device))  # mamba_ssm's Triton scan on CUDA: far less memory
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY)
     args.run.mkdir(parents=True, exist_ok=True)

@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunk-seconds", type=float, default=defaults.chunk_seconds)
     parser.add_argument("--overlap", type=float, default=defaults.overlap,
                         help="fraction of a chunk shared with the next, cross-faded (0 = official)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help="chunks per forward pass (default: 4 on a CPU, 8 on CUDA)")
     parser.add_argument("--gate", action="store_true", help="attenuate the vocals where no voice is detected")
     parser.add_argument("--gate-db", type=float, default=GateSettings().attenuation_db,
                         help="attenuation outside the sung phrases with --gate")

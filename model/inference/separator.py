@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from model.bsmamba2 import BSMamba2
-from model.kernels import best_scan_backend, use_scan_backend
+from model.kernels import use_device_defaults
 from model.stft import SAMPLE_RATE
 
 __all__ = ["STEM_NAMES", "SeparationSettings", "Progress", "Separator", "chunk_starts", "chunk_weights", "padded_length"]
@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 OFFICIAL_CHUNK_SECONDS = 8.0
 """`win_size` = `hop_size` = 8 s in the official `src/conf/test_dataset/default.yaml` (spec §5)."""
 
-DEFAULT_BATCH_SIZE = 4
-"""Chunks per forward pass; official: 8, ours: 4 for CPU memory. Results do not depend on it."""
 
 VOCALS = "vocals"
 ACCOMPANIMENT = "accompaniment"
@@ -57,7 +55,7 @@ class SeparationSettings:
 
     chunk_seconds: float = OFFICIAL_CHUNK_SECONDS
     overlap: float = 0.0  # fraction of a chunk shared with the next one, 0 <= overlap < 1; 0 = official
-    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_size: int | None = None  # chunks per forward pass; None: the device's (model.kernels); same results
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:0", ...
     precision: str = "auto"  # "auto" (fp16 autocast on CUDA, fp32 on CPU), "fp32", "fp16", "bf16"
 
@@ -66,7 +64,7 @@ class SeparationSettings:
             raise ValueError(f"chunk_seconds must be positive, got {self.chunk_seconds}")
         if not 0.0 <= self.overlap < 1.0:
             raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.precision != "auto" and self.precision not in PRECISIONS:
             raise ValueError(f"precision must be 'auto' or one of {sorted(PRECISIONS)}: {self.precision!r}")
@@ -156,7 +154,9 @@ class Separator:
         self.device = _resolve_device(settings.device)
         self.autocast_dtype = _resolve_precision(settings.precision, self.device)
         self.model = model.to(self.device).eval()
-        use_scan_backend(self.model, best_scan_backend(self.device))  # mamba_ssm's kernels on CUDA when present
+        # mamba_ssm's kernels on CUDA when present, and the batch size measured best for the device.
+        self.device_defaults = use_device_defaults(self.model, self.device)
+        self.batch_size = settings.batch_size or self.device_defaults.batch_size
         self.channels = model.config.audio_channels
         if VOCALS not in model.config.stems:
             raise ValueError(f"the model has no '{VOCALS}' stem: {model.config.stems}")
@@ -186,7 +186,7 @@ class Separator:
         audio are held at a time, whatever the song's length. `expected_samples` (e.g. from the file's
         header) sizes the progress reports until the input ends.
         """
-        chunk, hop, batch_size = self.settings.chunk_samples, self.settings.hop_samples, self.settings.batch_size
+        chunk, hop, batch_size = self.settings.chunk_samples, self.settings.hop_samples, self.batch_size
         reach = math.ceil(chunk / hop) - 1  # neighbours on each side whose chunks overlap a chunk
         pending = _SampleWindow(self.channels)  # input not yet needed by any chunk is dropped
         output = _SampleWindow(self.channels)  # vocals not yet final
