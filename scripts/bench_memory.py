@@ -87,7 +87,8 @@ def main() -> None:
             first = None
             for minutes, song in songs.items():
                 command = [sys.executable, __file__, "--child", entry, str(song), "--threads", str(args.threads)]
-                row = json.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout)
+                output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+                row = json.loads(output.splitlines()[-1])  # huggingface_hub prints a line of its own first
                 first = first or row["peak_rss_mb"]
                 print(f"{entry:6} {minutes:8g} {row['seconds']:8} {row['peak_rss_mb']:7} MB "
                       f"{row['peak_rss_mb'] / first:6.2f}", flush=True)

@@ -9,15 +9,8 @@ import plotly.graph_objects as go
 import pytest
 
 from utils.activity import detect_vocal_activity
-from utils.plots import (
-    DYNAMIC_RANGE_DB,
-    MAX_SPECTROGRAM_COLUMNS,
-    SPECTROGRAM_BANDS,
-    VOCAL_COLOUR,
-    activity_figure,
-    spectrogram_figure,
-    waveform_figure,
-)
+from utils.plots import DYNAMIC_RANGE_DB, VOCAL_COLOUR, activity_figure, spectrogram_figure, waveform_figure
+from utils.sketch import MAX_SPECTROGRAM_COLUMNS, SPECTROGRAM_BANDS
 
 SR = 44100
 JSON_BUDGET_BYTES = 300_000

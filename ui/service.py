@@ -37,7 +37,8 @@ from utils.audio import announced_duration_s, make_zip, output_extension
 from utils.cleanup import GateSettings
 from utils.errors import CheckpointError
 from utils.files import file_sha256, safe_name
-from utils.plots import PlotSketch, activity_figure
+from utils.plots import activity_figure, sketch_spectrogram_figure, sketch_waveform_figure
+from utils.sketch import SongSketch
 
 logger = logging.getLogger(__name__)
 
@@ -199,11 +200,11 @@ def separate_on_device(
     return separate_file(song_path, separator, targets, settings, progress, scratch_root=scratch_root)
 
 
-def make_figures(sketch: PlotSketch, activity: VocalActivity) -> dict[str, go.Figure]:
+def make_figures(sketch: SongSketch, activity: VocalActivity) -> dict[str, go.Figure]:
     """The three plots of a result: `waveform`, `spectrogram`, `activity`."""
     return {
-        "waveform": sketch.waveform_figure(activity),
-        "spectrogram": sketch.spectrogram_figure(),
+        "waveform": sketch_waveform_figure(sketch, activity),
+        "spectrogram": sketch_spectrogram_figure(sketch),
         "activity": activity_figure(activity),
     }
 

@@ -43,7 +43,7 @@ from utils.audio import (
     write_spool,
 )
 from utils.cleanup import GateSettings, gate_gain_between
-from utils.plots import PlotSketch
+from utils.sketch import SongSketch
 
 __all__ = ["OutputSettings", "SongSettings", "SongResult", "ProgressFn", "separate_file"]
 
@@ -89,7 +89,7 @@ class SongResult:
     audio: AudioInfo
     activity: VocalActivity
     outputs: dict[str, WriteReport]  # by stem name
-    sketch: PlotSketch | None
+    sketch: SongSketch | None
     device: str
     processing_s: float  # decoding and the network; finding phrases and writing excluded
 
@@ -130,7 +130,7 @@ def separate_file(
         report(PROGRESS_ANALYSED, "Writing the stems")
         layout = _output_layout(info, settings.output)
         spools = {name: AudioSpool(Path(scratch) / f"{name}.out.f32", layout.channels) for name in STEM_NAMES}
-        sketch = PlotSketch(info.num_samples, SAMPLE_RATE) if settings.sketch else None
+        sketch = SongSketch(info.num_samples, SAMPLE_RATE) if settings.sketch else None
         converters = {name: _converter(info, settings.output, layout.sample_rate) for name in STEM_NAMES}
         for stems in _cleaned_blocks(mixture, vocals, activity, settings.clean_up, sketch):
             for name, block in stems.items():
@@ -184,7 +184,7 @@ def _cleaned_blocks(
     vocals: AudioSpool,
     activity: VocalActivity,
     clean_up: GateSettings | None,
-    sketch: PlotSketch | None,
+    sketch: SongSketch | None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Pass 2: the stems block by block at 44.1 kHz stereo, cleaned up between phrases when asked.
 
