@@ -94,3 +94,21 @@ def test_uneven_head_groups_are_refused():
     inputs = random_inputs(heads=4, groups=3)
     with pytest.raises(ValueError, match="groups"):
         ssd_scan(**inputs, chunk_size=8)
+
+
+def test_bfloat16_matmuls_stay_close_to_the_recurrence():
+    inputs = random_inputs(length=200, heads=4, headdim=16, state=32, dtype=torch.float32)
+    reference = ssd_scan_ref(**{k: v.double() for k, v in inputs.items()}, dt_softplus=True)
+    y, state = ssd_scan(**inputs, chunk_size=64, dt_softplus=True, matmul_dtype=torch.bfloat16,
+                        return_final_states=True)
+    assert y.dtype == torch.float32 and state.dtype == torch.float32
+    assert_close(y, reference, 3e-2)
+
+
+def test_autocast_does_not_lower_the_scan_precision():
+    inputs = random_inputs(length=150, dtype=torch.float32)
+    expected = ssd_scan(**inputs, chunk_size=64, dt_softplus=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = ssd_scan(**inputs, chunk_size=64, dt_softplus=True)
+    assert y.dtype == torch.float32
+    assert_close(y, expected, 1e-6)
