@@ -217,29 +217,31 @@ def _state_passing(
 
     Chunked layouts as in `ssd_scan`: xs_t `(b c g r p q)`, Bs/Cs `(b c g q n)`, log_decay `(b c g r q)`.
     Returns from_state `(b c q g r p)` (a view), within `(b c q g r 1)` and the final state `(b g r p n)` in
-    `dtype`. The recurrence over chunks runs in `dtype`, the products in the dtype of xs_t.
+    `dtype`. Decays are summed and exponentiated in `dtype`; the products run in the dtype of xs_t.
     """
-    chunks, groups, rows = xs_t.shape[1], xs_t.shape[2], xs_t.shape[3]
+    chunks, rows = xs_t.shape[1], xs_t.shape[3]
+    mm_dtype = xs_t.dtype
     # 2. What each chunk adds to the state, as if it had started from zero: Σ_j exp(a_end − a_j) · Δ_j x_j ⊗ B_j.
-    to_end = torch.exp(log_decay[..., -1:] - log_decay).to(xs_t.dtype)  # (b c g r q)
+    to_end = torch.exp(log_decay[..., -1:] - log_decay).to(mm_dtype)  # (b c g r q)
     weighted = rearrange(xs_t * to_end[..., None, :], "b c g r p q -> b c g (r p) q")
     added = rearrange(weighted @ Bs, "b c g (r p) n -> b c g r p n", r=rows)
-    chunk_decay = torch.exp(log_decay[..., -1])[..., None, None]  # (b c g r 1 1)
 
-    # 3. Chunk by chunk, in `dtype`: the state entering chunk c is S_c = exp(a_end) · S_{c−1} + added_{c−1}.
-    entering = torch.empty_like(added)
-    if initial_states is None:
-        state = torch.zeros(added[:, 0].shape, dtype=dtype, device=added.device)
-    else:
-        state = rearrange(initial_states.to(dtype), "b (g r) p n -> b g r p n", g=groups)
-    for c in range(chunks):
-        entering[:, c] = state
-        state = torch.addcmul(added[:, c].to(dtype), chunk_decay[:, c], state)
+    # 3. The state entering chunk z (z = chunks: the final one), all at once:
+    #    S_z = Σ_{k<z} exp(P_z − P_{k+1}) · added_k + exp(P_z) · S_init, with P_z the log decay before chunk z.
+    before = F.pad(rearrange(log_decay[..., -1], "b c g r -> b g r c"), (1, 0)).cumsum(dim=-1)  # (b g r z)
+    segment = before[..., :, None] - before[..., None, 1:]  # (b g r z k)
+    later = torch.ones(chunks + 1, chunks, dtype=torch.bool, device=segment.device).triu_(0)  # k ≥ z
+    passing = segment.masked_fill_(later, -math.inf).exp_().to(mm_dtype)
+    entering = torch.einsum("bgrzk,bkgrpn->bzgrpn", passing, added).to(dtype)  # (b z g r p n)
+    if initial_states is not None:
+        initial = rearrange(initial_states.to(dtype), "b (g r) p n -> b 1 g r p n", r=rows)
+        entering = entering + rearrange(torch.exp(before), "b g r z -> b z g r 1 1") * initial
 
-    # 4. What the entering state contributes to each step: exp(a_i) · C_i · S_c.
-    from_state = Cs @ rearrange(entering, "b c g r p n -> b c g (r p) n").transpose(-1, -2)  # (b c g q (r p))
+    # 4. What the entering state contributes to each step: exp(a_i) · C_i · S_z.
+    states = rearrange(entering[:, :chunks].to(mm_dtype), "b c g r p n -> b c g (r p) n")
+    from_state = Cs @ states.transpose(-1, -2)  # (b c g q (r p))
     within = rearrange(torch.exp(log_decay), "b c g r q -> b c q g r 1")
-    return rearrange(from_state, "b c g q (r p) -> b c q g r p", r=rows), within, state
+    return rearrange(from_state, "b c g q (r p) -> b c q g r p", r=rows), within, entering[:, chunks]
 
 
 def ssd_scan_ref(
