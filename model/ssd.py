@@ -134,17 +134,21 @@ def _ssd_scan(
     chunk = -(-length // chunks)
     pad = chunks * chunk - length
     delta = _step_sizes(dt, dt_bias, dt_softplus, dt_limit, dtype)
+    # Without autograd the big intermediates are written in place and into preallocated buffers.
+    inplace = not (torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, dt, A, B, C, D, z, dt_bias, initial_states)
+    ))
 
     # Chunked layouts (c chunks of q steps); heads are grouped as (g r) so that the heads sharing B/C form one
     # matmul. Δ·x is written once, transposed to (p q) so that the state products read it without a copy.
-    xs_t = _chunked_step_inputs(x, delta, chunk, groups, mm_dtype)  # (b c g r p q)
+    xs_t = _chunked_step_inputs(x, delta, chunk, groups, mm_dtype, inplace)  # (b c g r p q)
     Bs = rearrange(_pad_time(B.to(mm_dtype), pad), "b (c q) g n -> b c g q n", q=chunk)
     Cs = rearrange(_pad_time(C.to(mm_dtype), pad), "b (c q) g n -> b c g q n", q=chunk)
     delta_a = _pad_time(delta * A.to(dtype), pad)
     log_decay = rearrange(delta_a, "b (c q) (g r) -> b c g r q", q=chunk, g=groups).cumsum(dim=-1)
 
     # 1. Inside each chunk: y_i = Σ_{j ≤ i} (C_i · B_j) · exp(a_i − a_j) · Δ_j x_j.
-    weights = _intra_chunk_weights(log_decay, Cs @ Bs.transpose(-1, -2), mm_dtype)  # (b c g r q q)
+    weights = _intra_chunk_weights(log_decay, Cs @ Bs.transpose(-1, -2), mm_dtype, inplace)  # (b c g r q q)
     y = weights @ xs_t.transpose(-1, -2)  # (b c g r q p)
 
     # 2-4. Only needed when a state enters a chunk or leaves the last one (a lone chunk from zero skips them).
@@ -156,11 +160,15 @@ def _ssd_scan(
         terms = [y_tokens, from_state, within]
 
     # Back to (b l h p), the skip D·x and the gate: one pass each, into a buffer in the token order.
-    out = x.new_empty((batch, chunks, chunk, groups, rows, headdim), dtype=torch.promote_types(mm_dtype, x.dtype))
-    if len(terms) == 1:
-        out.copy_(y_tokens)
+    out_dtype = torch.promote_types(mm_dtype, x.dtype)
+    if inplace:
+        out = x.new_empty((batch, chunks, chunk, groups, rows, headdim), dtype=out_dtype)
+        if len(terms) == 1:
+            out.copy_(y_tokens)
+        else:
+            torch.addcmul(*terms, out=out)
     else:
-        torch.addcmul(*terms, out=out)
+        out = (y_tokens if len(terms) == 1 else torch.addcmul(*terms)).to(out_dtype)
     y = rearrange(out, "b c q g r p -> b (c q) (g r) p")[:, :length]
     y = _skip_and_gate(y, x, D, z).to(x.dtype)
     if return_final_states:
@@ -168,10 +176,16 @@ def _ssd_scan(
     return y
 
 
-def _chunked_step_inputs(x: Tensor, delta: Tensor, chunk: int, groups: int, dtype: torch.dtype) -> Tensor:
-    """Δ_t · x_t, zero-padded to whole chunks, as a contiguous `(b c g r p q)` tensor of `dtype` (one pass)."""
+def _chunked_step_inputs(
+    x: Tensor, delta: Tensor, chunk: int, groups: int, dtype: torch.dtype, inplace: bool
+) -> Tensor:
+    """Δ_t · x_t, zero-padded to whole chunks, as a `(b c g r p q)` tensor of `dtype` (contiguous, written
+    in one pass, when `inplace`; autograd cannot follow `out=`)."""
     batch, length, heads, headdim = x.shape
     full, tail = divmod(length, chunk)
+    if not inplace:
+        scaled = _pad_time((x.to(delta.dtype) * delta[..., None]).to(dtype), (-length) % chunk)
+        return rearrange(scaled, "b (c q) (g r) p -> b c g r p q", q=chunk, g=groups)
     out = x.new_empty((batch, full + bool(tail), groups, heads // groups, headdim, chunk), dtype=dtype)
     tokens = rearrange(out, "b c g r p q -> b c q g r p")  # a view: the same memory, in time order
     split = full * chunk
@@ -193,15 +207,17 @@ def _step_inputs_into(out: Tensor, x: Tensor, delta: Tensor) -> None:
     )
 
 
-def _intra_chunk_weights(log_decay: Tensor, scores: Tensor, dtype: torch.dtype) -> Tensor:
+def _intra_chunk_weights(log_decay: Tensor, scores: Tensor, dtype: torch.dtype, inplace: bool) -> Tensor:
     """`(C_i · B_j) · exp(a_i − a_j)` for j ≤ i, else 0, as `(b c g r q q)` of `dtype`.
 
     log_decay `(b c g r q)` (float32/64: the differences need its precision), scores `(b c g q q)`. Built in
-    place: one difference, the mask, exp (rounded to `dtype` once), the product.
+    place when `inplace`: one difference, the mask, exp (rounded to `dtype` once), the product.
     """
     steps = log_decay.shape[-1]
     segment = log_decay[..., :, None] - log_decay[..., None, :]
     above = torch.ones(steps, steps, dtype=torch.bool, device=log_decay.device).triu_(1)
+    if not inplace:
+        return segment.masked_fill(above, -math.inf).exp().to(dtype) * scores[:, :, :, None]
     segment.masked_fill_(above, -math.inf)
     if dtype == segment.dtype:
         decay = segment.exp_()
@@ -231,7 +247,7 @@ def _state_passing(
     before = F.pad(rearrange(log_decay[..., -1], "b c g r -> b g r c"), (1, 0)).cumsum(dim=-1)  # (b g r z)
     segment = before[..., :, None] - before[..., None, 1:]  # (b g r z k)
     later = torch.ones(chunks + 1, chunks, dtype=torch.bool, device=segment.device).triu_(0)  # k ≥ z
-    passing = segment.masked_fill_(later, -math.inf).exp_().to(mm_dtype)
+    passing = segment.masked_fill(later, -math.inf).exp().to(mm_dtype)  # small: (chunks + 1) × chunks
     entering = torch.einsum("bgrzk,bkgrpn->bzgrpn", passing, added).to(dtype)  # (b z g r p n)
     if initial_states is not None:
         initial = rearrange(initial_states.to(dtype), "b (g r) p n -> b 1 g r p n", r=rows)

@@ -112,3 +112,11 @@ def test_autocast_does_not_lower_the_scan_precision():
         y = ssd_scan(**inputs, chunk_size=64, dt_softplus=True)
     assert y.dtype == torch.float32
     assert_close(y, expected, 1e-6)
+
+
+def test_gradients_flow_through_the_chunked_scan():
+    inputs = {k: v.requires_grad_() for k, v in random_inputs(batch=1, length=20, heads=2, headdim=2, state=4).items()}
+    torch.autograd.gradcheck(
+        lambda x, dt, A, B, C: ssd_scan(x, dt, A, B, C, chunk_size=8, dt_softplus=True),
+        tuple(inputs[k] for k in ("x", "dt", "A", "B", "C")),
+    )
