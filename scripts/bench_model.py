@@ -143,10 +143,10 @@ def main() -> None:
                 stdout = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
                 result = json.loads(stdout.strip().splitlines()[-1])
                 speed = result["seconds_per_audio_second"]
+                agreement = f"{sdr_db(first[1], np.load(output)):>9.1f} dB" if first else f"{'reference':>12}"
                 first = first or (speed, np.load(output))
                 print(f"{preset:14} {precision:9} {result['parameters']:>11,} {str(result['seconds_per_chunk']):>16} "
-                      f"{speed:>13} {first[0] / speed:>7.2f}x {result['peak_rss_mb']:>6} MB "
-                      f"{sdr_db(first[1], np.load(output)):>9.1f} dB", flush=True)
+                      f"{speed:>13} {first[0] / speed:>7.2f}x {result['peak_rss_mb']:>6} MB {agreement}", flush=True)
 
 
 if __name__ == "__main__":
