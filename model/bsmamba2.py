@@ -32,10 +32,6 @@ DEFAULT_FREQS_PER_BANDS: tuple[int, ...] = (
 MASK_HIDDEN_FACTOR = 4
 """Hidden width of each band's mask MLP, as a multiple of `dim` (spec §2.7)."""
 
-CPU_BLOCK_ELEMENTS = 1 << 20
-"""CPU inference runs a bidirectional block on about this many (step × d_inner) activations at once: 1024 steps
-of the released model. Speed only: fastest of 512-8192 steps on a 2-core CPU (scripts/bench_model.py)."""
-
 COMPLEX_PARTS = 2  # real, imaginary: the fastest axis of a band's features (spec §2.1)
 
 
@@ -104,8 +100,10 @@ class BandSplit(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """Float32 in and out; the Linear layers run in the dtype their weights are held in."""
         bands = x.split(self.band_widths, dim=-1)
-        return torch.stack([proj(band) for proj, band in zip(self.to_features, bands)], dim=-2)
+        features = [linear(norm(band).to(linear.weight.dtype)) for (norm, linear), band in zip(self.to_features, bands)]
+        return torch.stack(features, dim=-2).float()
 
 
 def _mlp(dim_in: int, dim_hidden: int, dim_out: int, depth: int) -> nn.Sequential:
@@ -130,6 +128,8 @@ class MaskEstimator(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """In the dtype the weights are held in."""
+        x = x.to(self.to_freqs[0][0][0].weight.dtype)
         return torch.cat([head(x[..., k, :]) for k, head in enumerate(self.to_freqs)], dim=-1)
 
 
@@ -158,6 +158,10 @@ class BidirectionalMamba(nn.Module):
 
     `f = u + fwd(u)`, `g = flip(v + bwd(v))` with `v = flip(u)`, then a kernel-1 ConvTranspose1d merges
     `[f, g]` back to `dim`, plus `u` once more (spec §2.4: the input is added twice in total).
+
+    `block_elements` (None: off) makes inference without autograd run the sequences in blocks of about that
+    many (step × d_inner) activations: a speed knob for CPUs (caches, memory reuse), set by the code that runs
+    songs through `BSMamba2.set_block_elements`. The result does not depend on it.
     """
 
     def __init__(self, dim: int, config: BSMamba2Config) -> None:
@@ -165,23 +169,27 @@ class BidirectionalMamba(nn.Module):
         self.forward_blocks = nn.ModuleList([MambaBlockLayer(dim, config)])
         self.backward_blocks = nn.ModuleList([MambaBlockLayer(dim, config)])
         self.linear = nn.ConvTranspose1d(2 * dim, dim, kernel_size=1, stride=1)
+        self.block_elements: int | None = None
 
     def forward(self, u: Tensor) -> Tensor:
-        if u.device.type != "cpu" or torch.is_grad_enabled():
+        if self.block_elements is None or torch.is_grad_enabled():
             return self._forward(u)
-        # CPU inference: sequences go through in blocks small enough for the caches (and for malloc to reuse
-        # memory); with autograd the per-op overhead of many small blocks costs more than it saves.
+        # With autograd the per-op overhead of many small blocks costs more than it saves.
         mixer = self.forward_blocks[0].mixer
-        per_block = max(1, CPU_BLOCK_ELEMENTS // (mixer.d_inner * u.shape[1]))
+        per_block = max(1, self.block_elements // (mixer.d_inner * u.shape[1]))
+        if per_block >= u.shape[0]:
+            return self._forward(u)
         return torch.cat([self._forward(part) for part in u.split(per_block)])
 
     def _forward(self, u: Tensor) -> Tensor:
+        """The residual stream `u` stays float32; the mixers and the merge run in the weights' dtype."""
         forward = u + self.forward_blocks[0](u)
         reversed_u = u.flip(1)
         backward = (reversed_u + self.backward_blocks[0](reversed_u)).flip(1)
-        both = torch.cat([forward, backward], dim=-1)
+        weight = self.linear.weight[:, :, 0]
+        both = torch.cat([forward, backward], dim=-1).to(weight.dtype)
         # ConvTranspose1d with kernel 1 is a per-step linear map whose weight is stored (in, out, 1).
-        merged = torch.matmul(both, self.linear.weight[:, :, 0]) + self.linear.bias
+        merged = torch.matmul(both, weight) + self.linear.bias
         return merged + u
 
 
@@ -235,6 +243,13 @@ class BSMamba2(
         masks = rearrange(masks.float(), "b n t (q p) -> b n q t p", p=COMPLEX_PARTS).contiguous()
         separated = torch.view_as_complex(stft_repr.contiguous())[:, None] * torch.view_as_complex(masks)
         return rearrange(separated, "b n (f c) t -> b n c f t", c=channels)
+
+    def set_block_elements(self, elements: int | None) -> None:
+        """Run inference (no autograd) on blocks of about `elements` (step × d_inner) activations per
+        bidirectional Mamba, None for whole batches (the default): a CPU speed knob, the same result."""
+        for module in self.modules():
+            if isinstance(module, BidirectionalMamba):
+                module.block_elements = elements
 
     def separate_waveform(self, waveform: Tensor) -> Tensor:
         """One chunk, waveform in and out: `(batch, channels, samples)` → `(batch, stems, channels, samples)`."""

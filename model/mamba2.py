@@ -101,9 +101,15 @@ class GatedRMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, y: Tensor, z: Tensor) -> Tensor:
-        gated = rearrange(y.float() * F.silu(z.float()), "... (g s) -> ... g s", s=self.group_size)
-        normed = F.rms_norm(gated, (self.group_size,), eps=self.eps)
-        return (rearrange(normed, "... g s -> ... (g s)") * self.weight.float()).to(y.dtype)
+        """float32 for float32 inputs; bfloat16 inputs stay bfloat16 (rms_norm takes its statistics in float32)."""
+        dtype = torch.bfloat16 if y.dtype == torch.bfloat16 else torch.float32
+        gated = F.silu(z.to(dtype)).mul_(y.to(dtype))
+        weight = self.weight.to(dtype)
+        if self.group_size == gated.shape[-1]:  # one group: the gain folds into the norm
+            return F.rms_norm(gated, (self.group_size,), weight, self.eps).to(y.dtype)
+        grouped = rearrange(gated, "... (g s) -> ... g s", s=self.group_size)
+        normed = F.rms_norm(grouped, (self.group_size,), eps=self.eps)
+        return (rearrange(normed, "... g s -> ... (g s)") * weight).to(y.dtype)
 
 
 class Mamba2(nn.Module):
@@ -155,8 +161,13 @@ class Mamba2(nn.Module):
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
 
     def forward(self, u: Tensor) -> Tensor:
-        """`(batch, length, d_model)` → `(batch, length, d_model)`."""
-        z, xbc, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
+        """`(batch, length, d_model)` → `(batch, length, d_model)`, in the dtype the weights are held in.
+
+        With bfloat16 weights (`model.precision.prepare_model`) everything between the projections is
+        bfloat16 too, and the scan's matmuls run in bfloat16 around its float32 decays and state.
+        """
+        dtype = self.in_proj.weight.dtype
+        z, xbc, dt = self.in_proj(u.to(dtype)).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
         xbc = F.silu(causal_depthwise_conv(xbc, self.conv1d.weight, self.conv1d.bias))
         x, B, C = xbc.split([self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1)
         backend = select_scan_backend(self.scan_backend)
@@ -172,6 +183,7 @@ class Mamba2(nn.Module):
             dt_bias=self.dt_bias,
             dt_softplus=True,
             dt_limit=self.dt_limit,
+            **({} if dtype == torch.float32 else {"matmul_dtype": dtype}),
         )
         y = self.norm(rearrange(y, "b l h p -> b l (h p)"), z)
         return self.out_proj(y)

@@ -59,7 +59,7 @@ def _skip_and_gate(y: Tensor, x: Tensor, D: Tensor | None, z: Tensor | None) -> 
     """Add the skip connection D·x and apply the SiLU gate z, as the fused kernels do."""
     if D is not None:
         skip = D.to(y.dtype)
-        y = y + x * (skip[:, None] if skip.dim() == 1 else skip)
+        y = torch.addcmul(y, x.to(y.dtype), skip[:, None] if skip.dim() == 1 else skip)
     if z is not None:
         y = y * F.silu(z.to(y.dtype))
     return y
@@ -79,6 +79,7 @@ def ssd_scan(
     dt_limit: tuple[float, float] = NO_DT_LIMIT,
     initial_states: Tensor | None = None,
     return_final_states: bool = False,
+    matmul_dtype: torch.dtype | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Chunked selective scan, a drop-in for mamba_ssm's `mamba_chunk_scan_combined`.
 
@@ -90,82 +91,173 @@ def ssd_scan(
         chunk_size: chunk length Q; any positive value gives the same result up to rounding.
         D: `(h,)` or `(h, p)` skip weights. z: `(b, l, h, p)` gate, `y · silu(z)`.
         initial_states: `(b, h, p, n)` state before the first step (zero when None).
+        matmul_dtype: operand dtype of the batched matmuls (not an argument of mamba_ssm's). None: the
+            compute dtype below; torch.bfloat16 runs them on a CPU's bf16 units (oneDNN accumulates in float32),
+            with Δ, the cumulative decay, `exp` and the state recurrence still in float32.
     Returns:
         y `(b, l, h, p)` in the dtype of x, and the final state `(b, h, p, n)` (float32) when asked.
     Any length works (the tail chunk is padded with Δ = 0, which leaves the state untouched); the arithmetic is
-    float32 whatever the input dtype, float64 for float64 inputs.
+    float32 whatever the input dtype (autocast is switched off inside), float64 for float64 inputs.
     """
-    length, heads = x.shape[1], x.shape[2]
+    with torch.autocast(x.device.type, enabled=False):
+        return _ssd_scan(
+            x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, dt_limit, initial_states,
+            return_final_states, matmul_dtype,
+        )
+
+
+def _ssd_scan(
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    chunk_size: int,
+    D: Tensor | None,
+    z: Tensor | None,
+    dt_bias: Tensor | None,
+    dt_softplus: bool,
+    dt_limit: tuple[float, float],
+    initial_states: Tensor | None,
+    return_final_states: bool,
+    matmul_dtype: torch.dtype | None,
+) -> Tensor | tuple[Tensor, Tensor]:
+    batch, length, heads, headdim = x.shape
     groups = B.shape[2]
     if heads % groups:
         raise ValueError(f"{heads} heads cannot be split evenly between {groups} groups")
-    chunk_size = min(chunk_size, length)  # a chunk longer than the sequence would only add padding
+    rows = heads // groups
     dtype = _compute_dtype(x)
+    mm_dtype = dtype if matmul_dtype is None else matmul_dtype
+    # As many chunks as `chunk_size` needs, evened out so that the tail chunk pads the least.
+    chunks = -(-length // min(chunk_size, length))
+    chunk = -(-length // chunks)
+    pad = chunks * chunk - length
     delta = _step_sizes(dt, dt_bias, dt_softplus, dt_limit, dtype)
+    # Without autograd the big intermediates are written in place and into preallocated buffers.
+    inplace = not (torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, dt, A, B, C, D, z, dt_bias, initial_states)
+    ))
 
-    pad = (-length) % chunk_size
-    xs = _pad_time(x.to(dtype) * delta[..., None], pad)
+    # Chunked layouts (c chunks of q steps); heads are grouped as (g r) so that the heads sharing B/C form one
+    # matmul. Δ·x is written once, transposed to (p q) so that the state products read it without a copy.
+    xs_t = _chunked_step_inputs(x, delta, chunk, groups, mm_dtype, inplace)  # (b c g r p q)
+    Bs = rearrange(_pad_time(B.to(mm_dtype), pad), "b (c q) g n -> b c g q n", q=chunk)
+    Cs = rearrange(_pad_time(C.to(mm_dtype), pad), "b (c q) g n -> b c g q n", q=chunk)
     delta_a = _pad_time(delta * A.to(dtype), pad)
-    Bs = _pad_time(B.to(dtype), pad)
-    Cs = _pad_time(C.to(dtype), pad)
+    log_decay = rearrange(delta_a, "b (c q) (g r) -> b c g r q", q=chunk, g=groups).cumsum(dim=-1)
 
-    # Chunk every sequence; heads are grouped as (g r) so that the heads sharing B/C form one matmul.
-    xs = rearrange(xs, "b (c q) (g r) p -> b c g q r p", q=chunk_size, g=groups)
-    Bs = rearrange(Bs, "b (c q) g n -> b c g q n", q=chunk_size)
-    Cs = rearrange(Cs, "b (c q) g n -> b c g q n", q=chunk_size)
-    log_decay = rearrange(delta_a, "b (c q) (g r) -> b c g r q", q=chunk_size, g=groups).cumsum(dim=-1)
-
-    # 1. Inside each chunk: y_i = Σ_{j ≤ i} (C_i · B_j) · exp(a_i − a_j) · x_j.
-    steps = torch.arange(chunk_size, device=x.device)
-    causal = steps[:, None] >= steps[None, :]
-    segment = log_decay[..., :, None] - log_decay[..., None, :]
-    decay = torch.exp(segment.masked_fill(~causal, -math.inf))  # (b c g r q q)
-    scores = Cs @ Bs.transpose(-1, -2)  # (b c g q q), shared by the heads of a group
-    x_heads = rearrange(xs, "b c g q r p -> b c g r q p")
-    y = (decay * scores[:, :, :, None]) @ x_heads  # (b c g r q p)
+    # 1. Inside each chunk: y_i = Σ_{j ≤ i} (C_i · B_j) · exp(a_i − a_j) · Δ_j x_j.
+    weights = _intra_chunk_weights(log_decay, Cs @ Bs.transpose(-1, -2), mm_dtype, inplace)  # (b c g r q q)
+    y = weights @ xs_t.transpose(-1, -2)  # (b c g r q p)
 
     # 2-4. Only needed when a state enters a chunk or leaves the last one (a lone chunk from zero skips them).
-    rows = heads // groups
+    y_tokens = rearrange(y, "b c g r q p -> b c q g r p")
+    terms = [y_tokens]
     state = None
-    if initial_states is not None or return_final_states or Bs.shape[1] > 1:
-        y, state = _add_state_passing(y, x_heads, Bs, Cs, log_decay, initial_states)
-    y = rearrange(y, "b c g r q p -> b (c q) (g r) p")[:, :length]
-    y = _skip_and_gate(y, x.to(dtype), D, z).to(x.dtype)
+    if initial_states is not None or return_final_states or chunks > 1:
+        from_state, within, state = _state_passing(xs_t, Bs, Cs, log_decay, initial_states, dtype)
+        terms = [y_tokens, from_state, within]
+
+    # Back to (b l h p), the skip D·x and the gate: one pass each, into a buffer in the token order.
+    out_dtype = torch.promote_types(mm_dtype, x.dtype)
+    if inplace:
+        out = x.new_empty((batch, chunks, chunk, groups, rows, headdim), dtype=out_dtype)
+        if len(terms) == 1:
+            out.copy_(y_tokens)
+        else:
+            torch.addcmul(*terms, out=out)
+    else:
+        out = (y_tokens if len(terms) == 1 else torch.addcmul(*terms)).to(out_dtype)
+    y = rearrange(out, "b c q g r p -> b (c q) (g r) p")[:, :length]
+    y = _skip_and_gate(y, x, D, z).to(x.dtype)
     if return_final_states:
-        return y, rearrange(state, "b g (r p) n -> b (g r) p n", r=rows)
+        return y, rearrange(state, "b g r p n -> b (g r) p n")
     return y
 
 
-def _add_state_passing(
-    y: Tensor, x_heads: Tensor, Bs: Tensor, Cs: Tensor, log_decay: Tensor, initial_states: Tensor | None
-) -> tuple[Tensor, Tensor]:
-    """Add what the state entering each chunk contributes to `y`; return `y` and the final state.
+def _chunked_step_inputs(
+    x: Tensor, delta: Tensor, chunk: int, groups: int, dtype: torch.dtype, inplace: bool
+) -> Tensor:
+    """Δ_t · x_t, zero-padded to whole chunks, as a `(b c g r p q)` tensor of `dtype` (contiguous, written
+    in one pass, when `inplace`; autograd cannot follow `out=`)."""
+    batch, length, heads, headdim = x.shape
+    full, tail = divmod(length, chunk)
+    if not inplace:
+        scaled = _pad_time((x.to(delta.dtype) * delta[..., None]).to(dtype), (-length) % chunk)
+        return rearrange(scaled, "b (c q) (g r) p -> b c g r p q", q=chunk, g=groups)
+    out = x.new_empty((batch, full + bool(tail), groups, heads // groups, headdim, chunk), dtype=dtype)
+    tokens = rearrange(out, "b c g r p q -> b c q g r p")  # a view: the same memory, in time order
+    split = full * chunk
+    if full:
+        _step_inputs_into(tokens[:, :full], x[:, :split], delta[:, :split])
+    if tail:
+        _step_inputs_into(tokens[:, full:, :tail], x[:, split:], delta[:, split:])
+        tokens[:, full:, tail:].zero_()
+    return out
 
-    Chunked layouts as in `ssd_scan`: y, x_heads `(b c g r q p)`, Bs/Cs `(b c g q n)`, log_decay `(b c g r q)`.
-    The final state is `(b g (r p) n)`.
+
+def _step_inputs_into(out: Tensor, x: Tensor, delta: Tensor) -> None:
+    """`out (b c q g r p) = Δ · x` for x `(b l h p)` and Δ `(b l h)` covering exactly out's steps."""
+    steps, groups = out.shape[2], out.shape[3]
+    torch.mul(
+        rearrange(x, "b (c q) (g r) p -> b c q g r p", q=steps, g=groups),
+        rearrange(delta, "b (c q) (g r) -> b c q g r 1", q=steps, g=groups),
+        out=out,
+    )
+
+
+def _intra_chunk_weights(log_decay: Tensor, scores: Tensor, dtype: torch.dtype, inplace: bool) -> Tensor:
+    """`(C_i · B_j) · exp(a_i − a_j)` for j ≤ i, else 0, as `(b c g r q q)` of `dtype`.
+
+    log_decay `(b c g r q)` (float32/64: the differences need its precision), scores `(b c g q q)`. Built in
+    place when `inplace`: one difference, the mask, exp (rounded to `dtype` once), the product.
     """
-    chunks, groups, rows, headdim = x_heads.shape[1], x_heads.shape[2], x_heads.shape[3], x_heads.shape[5]
-    # What each chunk adds to the state, as if it had started from zero: Σ_j exp(a_end − a_j) · x_j ⊗ B_j.
-    to_end = torch.exp(log_decay[..., -1:] - log_decay)  # (b c g r q)
-    weighted = rearrange(x_heads * to_end[..., None], "b c g r q p -> b c g (r p) q")
-    chunk_decay = torch.exp(log_decay[..., -1]).repeat_interleave(headdim, dim=-1)[..., None]  # (b c g (r p) 1)
-    within = torch.exp(log_decay)[..., None]  # (b c g r q 1)
-    if initial_states is None:
-        state = None
+    steps = log_decay.shape[-1]
+    segment = log_decay[..., :, None] - log_decay[..., None, :]
+    above = torch.ones(steps, steps, dtype=torch.bool, device=log_decay.device).triu_(1)
+    if not inplace:
+        return segment.masked_fill(above, -math.inf).exp().to(dtype) * scores[:, :, :, None]
+    segment.masked_fill_(above, -math.inf)
+    if dtype == segment.dtype:
+        decay = segment.exp_()
     else:
-        state = rearrange(initial_states.to(y.dtype), "b (g r) p n -> b g (r p) n", g=groups)
+        decay = torch.exp(segment, out=torch.empty_like(segment, dtype=dtype))
+    return decay.mul_(scores[:, :, :, None])
 
-    # Chunk by chunk: read the entering state (exp(a_i) · C_i · S_in), then carry it past the chunk.
-    outputs = []
-    for c in range(chunks):
-        y_c = y[:, c]
-        if state is not None:
-            from_state = rearrange(Cs[:, c] @ state.transpose(-1, -2), "b g q (r p) -> b g r q p", r=rows)
-            y_c = y_c + from_state * within[:, c]
-        outputs.append(y_c)
-        added = weighted[:, c] @ Bs[:, c]  # (b g (r p) n)
-        state = added if state is None else torch.addcmul(added, chunk_decay[:, c], state)
-    return torch.stack(outputs, dim=1), state
+
+def _state_passing(
+    xs_t: Tensor, Bs: Tensor, Cs: Tensor, log_decay: Tensor, initial_states: Tensor | None, dtype: torch.dtype
+) -> tuple[Tensor, Tensor, Tensor]:
+    """What the state entering each chunk adds to y, as `from_state · within`; and the final state.
+
+    Chunked layouts as in `ssd_scan`: xs_t `(b c g r p q)`, Bs/Cs `(b c g q n)`, log_decay `(b c g r q)`.
+    Returns from_state `(b c q g r p)` (a view), within `(b c q g r 1)` and the final state `(b g r p n)` in
+    `dtype`. Decays are summed and exponentiated in `dtype`; the products run in the dtype of xs_t.
+    """
+    chunks, rows = xs_t.shape[1], xs_t.shape[3]
+    mm_dtype = xs_t.dtype
+    # 2. What each chunk adds to the state, as if it had started from zero: Σ_j exp(a_end − a_j) · Δ_j x_j ⊗ B_j.
+    to_end = torch.exp(log_decay[..., -1:] - log_decay).to(mm_dtype)  # (b c g r q)
+    weighted = rearrange(xs_t * to_end[..., None, :], "b c g r p q -> b c g (r p) q")
+    added = rearrange(weighted @ Bs, "b c g (r p) n -> b c g r p n", r=rows)
+
+    # 3. The state entering chunk z (z = chunks: the final one), all at once:
+    #    S_z = Σ_{k<z} exp(P_z − P_{k+1}) · added_k + exp(P_z) · S_init, with P_z the log decay before chunk z.
+    before = F.pad(rearrange(log_decay[..., -1], "b c g r -> b g r c"), (1, 0)).cumsum(dim=-1)  # (b g r z)
+    segment = before[..., :, None] - before[..., None, 1:]  # (b g r z k)
+    later = torch.ones(chunks + 1, chunks, dtype=torch.bool, device=segment.device).triu_(0)  # k ≥ z
+    passing = segment.masked_fill(later, -math.inf).exp().to(mm_dtype)  # small: (chunks + 1) × chunks
+    entering = torch.einsum("bgrzk,bkgrpn->bzgrpn", passing, added).to(dtype)  # (b z g r p n)
+    if initial_states is not None:
+        initial = rearrange(initial_states.to(dtype), "b (g r) p n -> b 1 g r p n", r=rows)
+        entering = entering + rearrange(torch.exp(before), "b g r z -> b z g r 1 1") * initial
+
+    # 4. What the entering state contributes to each step: exp(a_i) · C_i · S_z.
+    states = rearrange(entering[:, :chunks].to(mm_dtype), "b c g r p n -> b c g (r p) n")
+    from_state = Cs @ states.transpose(-1, -2)  # (b c g q (r p))
+    within = rearrange(torch.exp(log_decay), "b c g r q -> b c q g r 1")
+    return rearrange(from_state, "b c g q (r p) -> b c q g r p", r=rows), within, entering[:, chunks]
 
 
 def ssd_scan_ref(

@@ -1,11 +1,14 @@
-"""Time one BSMamba2 forward on an 8-s stereo chunk on the CPU, for the released and smaller configs.
+"""Time BSMamba2 on an 8-s stereo chunk on the CPU in each precision, side by side in one run.
 
-    python scripts/bench_model.py                      # every preset, 2 threads, 2 timed runs each
-    python scripts/bench_model.py --preset released --threads 2 --runs 3 --profile
+    python scripts/bench_model.py                      # released + bundled demo + fixture, fp32 and bf16
+    python scripts/bench_model.py --preset released --precision fp32 --precision bf16 --runs 3 --profile
 
-Each preset runs in its own subprocess so that its peak memory (max RSS) is its own. Random weights: speed does
-not depend on their values. Prints seconds of compute per second of audio (lower is better; < 1 is faster
-than real time) and the peak resident memory.
+Each (preset, precision) runs in its own subprocess so that its peak memory (max RSS) is its own. The input is
+the first 8 s of a generated song (utils.synth, numpy backend); "released" has random weights (speed does not
+depend on them), "demo" is checkpoints/bsmamba2-demo, "fixture" the official parity fixture's model and
+waveform. Prints seconds of compute per second of audio (lower is better; < 1 is faster than real time), the
+speed-up over the first precision, peak resident memory, and the agreement (SDR) of each output with the
+first precision's.
 """
 
 from __future__ import annotations
@@ -15,72 +18,128 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.bsmamba2 import PRESETS, BSMamba2  # noqa: E402
+from model.bsmamba2 import PRESETS as CONFIGS  # noqa: E402
+from model.bsmamba2 import BSMamba2  # noqa: E402
+from model.inference.separator import CPU_BLOCK_ELEMENTS  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
 CHUNK_SECONDS = 8.0
+SONG_SEED = 0
+DEMO_CHECKPOINT = REPO / "checkpoints" / "bsmamba2-demo"
+FIXTURE = REPO.parent / "shared" / "fixtures" / "official-small"
+RANDOM_PRESETS = {**CONFIGS, "demo-random": CONFIGS["demo"]}
+PRESETS = (*(name for name in RANDOM_PRESETS if name != "demo"), "demo", "fixture")
+"""Random weights by config name, the bundled demo checkpoint, and the official fixture's weights."""
+DEFAULT_PRESETS = ("released", "demo", "fixture")
 
 
-def run_one(preset: str, threads: int, runs: int, profile: bool) -> dict:
+def load_model(preset: str) -> BSMamba2:
+    if preset == "demo":
+        return BSMamba2.from_pretrained(str(DEMO_CHECKPOINT))
+    if preset == "fixture":
+        from model.weights.checkpoint import load_official_checkpoint
+
+        return load_official_checkpoint(FIXTURE / "weights" / "last.ckpt")[0]
+    return BSMamba2(RANDOM_PRESETS[preset])
+
+
+def make_input(preset: str) -> np.ndarray:
+    """`(2, samples)` float32: the fixture's own waveform, else 8 s of a generated song."""
+    if preset == "fixture":
+        return np.load(FIXTURE / "input_waveform.npy").reshape(2, -1).astype(np.float32)
+    from model.stft import SAMPLE_RATE
+    from utils.synth import SongConfig, generate_song
+
+    song = generate_song(SONG_SEED, SongConfig(duration_s=CHUNK_SECONDS, backend="numpy"))
+    return song.mixture[:, : int(CHUNK_SECONDS * SAMPLE_RATE)].astype(np.float32)
+
+
+def run_one(args: argparse.Namespace) -> dict:
     import torch
 
-    from model.stft import SAMPLE_RATE
+    from model.precision import prepare_model
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = BSMamba2(PRESETS[preset]).eval()
-    waveform = torch.randn(1, 2, int(CHUNK_SECONDS * SAMPLE_RATE)) * 0.1
+    model = prepare_model(load_model(args.preset[0]).eval(), args.precision[0], "cpu")
+    model.set_block_elements(args.block_elements or None)
+    waveform = torch.from_numpy(np.load(args.input))[None]
     times = []
     with torch.inference_mode():
         model.separate_waveform(waveform)  # warm-up
-        for _ in range(runs):
+        for _ in range(args.runs):
             start = time.perf_counter()
-            model.separate_waveform(waveform)
+            vocals = model.separate_waveform(waveform)
             times.append(time.perf_counter() - start)
-        if profile:
-            from torch.profiler import ProfilerActivity
-            from torch.profiler import profile as torch_profile
+        if args.profile:
+            from torch.profiler import ProfilerActivity, profile
 
-            with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
                 model.separate_waveform(waveform)
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
-    best = min(times)
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18), file=sys.stderr)
+    np.save(args.output, vocals[0, 0].float().numpy())
+    seconds = waveform.shape[-1] / 44100
     return {
-        "preset": preset,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "threads": threads,
-        "seconds_per_chunk": [round(t, 3) for t in times],
-        "seconds_per_audio_second": round(best / CHUNK_SECONDS, 3),
+        "seconds_per_chunk": [round(t, 2) for t in times],
+        "seconds_per_audio_second": round(min(times) / seconds, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
+def sdr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    reference, estimate = reference.astype(np.float64), estimate.astype(np.float64)
+    return float(10 * np.log10(np.sum(reference**2) / max(np.sum((reference - estimate) ** 2), 1e-30)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(PRESETS), action="append", help="default: all")
+    parser.add_argument("--preset", choices=PRESETS, action="append", help=f"default: {', '.join(DEFAULT_PRESETS)}")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), action="append", help="default: fp32 and bf16")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table (one preset)")
+    parser.add_argument("--block-elements", type=int, default=CPU_BLOCK_ELEMENTS, help="0: no block splitting")
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per run")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        print(json.dumps(run_one(args.preset[0], args.threads, args.runs, args.profile)))
+        print(json.dumps(run_one(args)))
         return
-    print(f"{'preset':24} {'params':>11} {'s/chunk (8 s)':>22} {'s per s audio':>14} {'peak RSS':>9}")
-    for preset in args.preset or list(PRESETS):
-        command = [sys.executable, __file__, "--child", "--preset", preset]
-        command += ["--threads", str(args.threads), "--runs", str(args.runs)] + (["--profile"] if args.profile else [])
-        result = json.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout)
-        print(
-            f"{preset:24} {result['parameters']:>11,} {str(result['seconds_per_chunk']):>22} "
-            f"{result['seconds_per_audio_second']:>14} {result['peak_rss_mb']:>7} MB",
-            flush=True,
-        )
+    precisions = args.precision or ["fp32", "bf16"]
+    print(f"{'preset':14} {'precision':9} {'params':>11} {'s/chunk':>16} {'s per s audio':>13} "
+          f"{'speed-up':>8} {'peak RSS':>9} {'SDR vs ' + precisions[0]:>12}")
+    with tempfile.TemporaryDirectory() as folder:
+        for preset in args.preset or DEFAULT_PRESETS:
+            if preset == "fixture" and not (FIXTURE / "weights" / "last.ckpt").is_file():
+                print(f"{preset:14} skipped: no fixture at {FIXTURE}")
+                continue
+            source = Path(folder) / f"{preset}-input.npy"
+            np.save(source, make_input(preset))
+            first = None
+            for precision in precisions:
+                output = Path(folder) / f"{preset}-{precision}.npy"
+                command = [sys.executable, __file__, "--child", "--preset", preset, "--precision", precision,
+                           "--threads", str(args.threads), "--runs", str(args.runs),
+                           "--block-elements", str(args.block_elements), "--input", str(source),
+                           "--output", str(output)] + (["--profile"] if args.profile else [])
+                stdout = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+                result = json.loads(stdout.strip().splitlines()[-1])
+                speed = result["seconds_per_audio_second"]
+                agreement = f"{sdr_db(first[1], np.load(output)):>9.1f} dB" if first else f"{'reference':>12}"
+                first = first or (speed, np.load(output))
+                print(f"{preset:14} {precision:9} {result['parameters']:>11,} {str(result['seconds_per_chunk']):>16} "
+                      f"{speed:>13} {first[0] / speed:>7.2f}x {result['peak_rss_mb']:>6} MB {agreement}", flush=True)
 
 
 if __name__ == "__main__":

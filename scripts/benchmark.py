@@ -122,10 +122,9 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
 def _autocast(device, precision: str) -> contextlib.AbstractContextManager:
     import torch
 
-    from model.inference.separator import PRECISIONS
+    from model.precision import FP32, PRECISIONS
 
-    dtype = PRECISIONS[precision]
-    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+    return contextlib.nullcontext() if precision == FP32 else torch.autocast(device.type, dtype=PRECISIONS[precision])
 
 
 def _chunk_batches(num_samples: int, chunk: int, batch_size: int) -> Iterator[list[int]]:

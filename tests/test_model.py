@@ -109,3 +109,14 @@ def test_network_reproduces_the_official_output_stft(official_fixture, official_
     assert out.shape == expected.shape
     assert np.abs(out.numpy() - expected).max() < 1e-4  # the fixture README's float32 tolerance
     assert relative_error(out, expected) < FLOAT_TOLERANCE
+
+
+def test_block_splitting_gives_the_same_output():
+    torch.manual_seed(0)
+    model = BSMamba2(BSMamba2Config(dim=16, depth=1, mamba_d_state=16, mamba_headdim=16)).eval()
+    spec = stft(torch.randn(2, 2, 44100 // 4))
+    with torch.inference_mode():
+        whole = model(spec)
+        model.set_block_elements(1)  # one sequence per block
+        blocks = model(spec)
+    torch.testing.assert_close(blocks, whole, rtol=1e-5, atol=1e-6)

@@ -18,7 +18,8 @@ from utils.cleanup import GateSettings, gate_gain
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 """Stems written by the code before the restructuring (commit 82fa03c) for `_golden_song`, with `tiny_model()`:
-the CLI with `--format flac --chunk-seconds 1` and the app's service with its defaults (1-s test chunks)."""
+the CLI with `--format flac --chunk-seconds 1` and the app's service with its defaults (1-s test chunks), both
+in float32 (the reference precision; `auto` now picks the bf16 fast path on CPUs that have it)."""
 LSB_24 = 1  # in 24-bit integer steps
 
 
@@ -43,7 +44,7 @@ def _assert_same_samples(written: Path, golden: Path) -> None:
 def test_cli_writes_the_same_samples_as_before(tmp_path: Path, tiny_checkpoint: Path, extension: str) -> None:
     song = _golden_song(tmp_path / f"song.{extension}")
     code = main([str(song), "-o", str(tmp_path / "out"), "--format", "flac", "--chunk-seconds", "1",
-                 "--checkpoint", str(tiny_checkpoint)])
+                 "--precision", "fp32", "--checkpoint", str(tiny_checkpoint)])
     assert code == 0
     for stem in ("vocals", "accompaniment"):
         _assert_same_samples(tmp_path / "out" / "song" / f"{stem}.flac", GOLDEN / f"cli_song_{extension}_{stem}.flac")
@@ -51,7 +52,7 @@ def test_cli_writes_the_same_samples_as_before(tmp_path: Path, tiny_checkpoint: 
 
 @pytest.mark.parametrize("extension", ["wav", "flac"])
 def test_app_writes_the_same_samples_as_before(tmp_path: Path, extension: str) -> None:
-    result = tiny_service().separate(_golden_song(tmp_path / f"song.{extension}"), SeparationOptions())
+    result = tiny_service(precision="fp32").separate(_golden_song(tmp_path / f"song.{extension}"), SeparationOptions())
     _assert_same_samples(result.vocals_path, GOLDEN / f"app_song_{extension}_vocals.flac")
     _assert_same_samples(result.accompaniment_path, GOLDEN / f"app_song_{extension}_accompaniment.flac")
 
@@ -62,7 +63,7 @@ def test_clean_up_moves_what_it_removes_into_the_accompaniment(tmp_path: Path) -
     silenced[round(0.5 * SAMPLE_RATE) : SAMPLE_RATE] = 0.0  # half a second of silence: no voice there
     sf.write(song, silenced, SAMPLE_RATE, subtype="FLOAT")
     targets = {"vocals": tmp_path / "v.wav", "accompaniment": tmp_path / "a.wav"}
-    separator = Separator(tiny_model(), SeparationSettings(chunk_seconds=0.5))
+    separator = Separator(tiny_model(), SeparationSettings(chunk_seconds=0.5, precision="fp32"))
     gate = GateSettings(attenuation_db=60.0)
     result = separate_file(song, separator, targets, SongSettings(output=OutputSettings("wav", 32), clean_up=gate))
     vocals, accompaniment, mixture = (sf.read(path, dtype="float32")[0] for path in (*targets.values(), song))
@@ -76,7 +77,7 @@ def test_clean_up_moves_what_it_removes_into_the_accompaniment(tmp_path: Path) -
 def test_streamed_separation_equals_the_whole_array_one() -> None:
     rng = np.random.default_rng(3)
     mixture = (0.2 * rng.standard_normal((2, SAMPLE_RATE * 2 + 321))).astype(np.float32)
-    separator = Separator(tiny_model(), SeparationSettings(chunk_seconds=0.25, overlap=0.25, batch_size=3))
+    separator = Separator(tiny_model(), SeparationSettings(chunk_seconds=0.25, overlap=0.25, batch_size=3, precision="fp32"))
     whole = separator.separate(mixture)["vocals"]
     cuts = np.sort(rng.choice(mixture.shape[1], 11, replace=False))
     blocks = [block for block in np.split(mixture, cuts, axis=1) if block.shape[1]]

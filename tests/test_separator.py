@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from model import precision
 from model.bsmamba2 import BSMamba2
 from conftest import TINY_CONFIG
 from utils.cleanup import GateSettings, apply_sparse_gate
@@ -21,6 +22,7 @@ from model.inference.separator import (
     chunk_weights,
     padded_length,
 )
+from model.precision import held_dtype
 from model.stft import SAMPLE_RATE
 from utils.activity import detect_vocal_activity
 
@@ -49,7 +51,7 @@ def _noise(num_samples: int, seed: int = 0) -> np.ndarray:
 
 
 def _separate(model: BSMamba2, mixture: np.ndarray, **settings) -> dict[str, np.ndarray]:
-    return Separator(model, SeparationSettings(device="cpu", **settings)).separate(mixture)
+    return Separator(model, SeparationSettings(device="cpu", precision="fp32", **settings)).separate(mixture)
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +193,18 @@ def test_invalid_settings_raise_value_error(settings: dict) -> None:
         SeparationSettings(**settings)
 
 
-def test_cpu_runs_in_float32_without_autocast(identity: IdentityModel) -> None:
-    assert Separator(identity, SeparationSettings(device="cpu")).autocast_dtype is None
+def test_fp32_asked_for_runs_in_fp32(identity: IdentityModel) -> None:
+    assert Separator(identity, SeparationSettings(device="cpu", precision="fp32")).precision == "fp32"
+
+
+@pytest.mark.parametrize(("has_bf16", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_hardware(
+    monkeypatch: pytest.MonkeyPatch, has_bf16: bool, expected: str
+) -> None:
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: has_bf16)
+    separator = Separator(IdentityModel(TINY_CONFIG), SeparationSettings(device="cpu"))
+    assert separator.precision == expected
+    assert held_dtype(separator.model) == (torch.bfloat16 if has_bf16 else torch.float32)
 
 
 # --- the official separator ---------------------------------------------------------------------------

@@ -94,3 +94,29 @@ def test_uneven_head_groups_are_refused():
     inputs = random_inputs(heads=4, groups=3)
     with pytest.raises(ValueError, match="groups"):
         ssd_scan(**inputs, chunk_size=8)
+
+
+def test_bfloat16_matmuls_stay_close_to_the_recurrence():
+    inputs = random_inputs(length=200, heads=4, headdim=16, state=32, dtype=torch.float32)
+    reference = ssd_scan_ref(**{k: v.double() for k, v in inputs.items()}, dt_softplus=True)
+    y, state = ssd_scan(**inputs, chunk_size=64, dt_softplus=True, matmul_dtype=torch.bfloat16,
+                        return_final_states=True)
+    assert y.dtype == torch.float32 and state.dtype == torch.float32
+    assert_close(y, reference, 3e-2)
+
+
+def test_autocast_does_not_lower_the_scan_precision():
+    inputs = random_inputs(length=150, dtype=torch.float32)
+    expected = ssd_scan(**inputs, chunk_size=64, dt_softplus=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = ssd_scan(**inputs, chunk_size=64, dt_softplus=True)
+    assert y.dtype == torch.float32
+    assert_close(y, expected, 1e-6)
+
+
+def test_gradients_flow_through_the_chunked_scan():
+    inputs = {k: v.requires_grad_() for k, v in random_inputs(batch=1, length=20, heads=2, headdim=2, state=4).items()}
+    torch.autograd.gradcheck(
+        lambda x, dt, A, B, C: ssd_scan(x, dt, A, B, C, chunk_size=8, dt_softplus=True),
+        tuple(inputs[k] for k in ("x", "dt", "A", "B", "C")),
+    )

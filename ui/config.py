@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.inference.separator import OFFICIAL_CHUNK_SECONDS
+from model.precision import AUTO, PRECISIONS
 
 MAX_MINUTES_ENV = "BSMAMBA2_MAX_MINUTES"
 ALLOW_CHECKPOINT_CHOICE_ENV = "BSMAMBA2_ALLOW_CHECKPOINT_CHOICE"
 EXAMPLES_DIR_ENV = "BSMAMBA2_EXAMPLES_DIR"
+PRECISION_ENV = "BSMAMBA2_PRECISION"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -39,6 +41,7 @@ class AppConfig:
     examples_dir: Path = DEFAULT_EXAMPLES_DIR
     result_cache_size: int = RESULT_CACHE_SIZE
     chunk_seconds: float = OFFICIAL_CHUNK_SECONDS  # tests use shorter chunks to stay fast
+    precision: str = AUTO  # see SeparationSettings; "fp32" is the reference, "bf16" the CPU fast path
 
     @property
     def max_duration_s(self) -> float:
@@ -46,7 +49,8 @@ class AppConfig:
 
     @classmethod
     def from_env(cls) -> AppConfig:
-        """Read `BSMAMBA2_MAX_MINUTES`, `BSMAMBA2_ALLOW_CHECKPOINT_CHOICE` and `BSMAMBA2_EXAMPLES_DIR`."""
+        """Read `BSMAMBA2_MAX_MINUTES`, `BSMAMBA2_ALLOW_CHECKPOINT_CHOICE`, `BSMAMBA2_EXAMPLES_DIR` and
+        `BSMAMBA2_PRECISION`."""
         raw_minutes = os.environ.get(MAX_MINUTES_ENV, "").strip()
         try:
             max_minutes = float(raw_minutes) if raw_minutes else DEFAULT_MAX_MINUTES
@@ -56,4 +60,7 @@ class AppConfig:
             raise ValueError(f"{MAX_MINUTES_ENV} must be positive, got {max_minutes}")
         allow = os.environ.get(ALLOW_CHECKPOINT_CHOICE_ENV, "").strip().lower() in TRUE_WORDS
         examples = Path(os.environ.get(EXAMPLES_DIR_ENV) or DEFAULT_EXAMPLES_DIR)
-        return cls(max_minutes=max_minutes, allow_checkpoint_choice=allow, examples_dir=examples)
+        precision = os.environ.get(PRECISION_ENV, "").strip().lower() or AUTO
+        if precision != AUTO and precision not in PRECISIONS:
+            raise ValueError(f"{PRECISION_ENV} must be {AUTO!r} or one of {sorted(PRECISIONS)}, got {precision!r}")
+        return cls(max_minutes=max_minutes, allow_checkpoint_choice=allow, examples_dir=examples, precision=precision)

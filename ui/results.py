@@ -68,6 +68,7 @@ class SeparationResult:
     source_format: str  # e.g. "MP3 (mp3)"
     duration_s: float
     device: str
+    precision: str  # what the network ran in: "fp32", "bf16" (the CPU fast path) or "fp16"
     processing_s: float  # the network's wall time, decoding and writing excluded
     model_description: str
     options: SeparationOptions
@@ -86,6 +87,7 @@ class SeparationResult:
             **self.activity.to_json(),
             "duration_s": round(self.duration_s, 3),
             "device": self.device,
+            "precision": self.precision,
             "processing_s": round(self.processing_s, 3),
             "realtime_factor": round(self.realtime_factor, 4),
             "model": self.model_description,

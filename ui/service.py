@@ -147,7 +147,9 @@ class SeparationService:
         folder.mkdir()
         extension = output_extension(options.output_format)
         targets = {stem: folder / f"{song_name}_{stem}{extension}" for stem in (VOCALS, ACCOMPANIMENT)}
-        separation = SeparationSettings(chunk_seconds=self.config.chunk_seconds, overlap=options.overlap)
+        separation = SeparationSettings(
+            chunk_seconds=self.config.chunk_seconds, overlap=options.overlap, precision=self.config.precision
+        )
         song_settings = SongSettings(
             output=OutputSettings(options.output_format, options.bit_depth),
             clean_up=GateSettings() if options.clean_up else None,
@@ -166,10 +168,11 @@ class SeparationService:
             accompaniment_path=targets[ACCOMPANIMENT], zip_path=folder / f"{song_name}_stems.zip",
             activity_path=folder / ACTIVITY_FILE, report_path=folder / REPORT_FILE, activity=song.activity,
             source_format=song.audio.source_format, duration_s=song.audio.duration_s, device=song.device,
-            processing_s=song.processing_s, model_description=loaded.describe(), options=options,
+            precision=song.precision, processing_s=song.processing_s, model_description=loaded.describe(), options=options,
             warnings=song.warnings, figures=make_figures(song.sketch, song.activity),
         )
-        result.activity_path.write_text(json.dumps(song.activity.to_json(), indent=2))
+        run = {"device": song.device, "precision": song.precision, "model": loaded.describe()}
+        result.activity_path.write_text(json.dumps({**song.activity.to_json(), "run": run}, indent=2))
         result.report_path.write_text(report_markdown(result))
         make_zip(result.zip_path, {
             path.name: path for path in (result.vocals_path, result.accompaniment_path)

@@ -39,7 +39,7 @@ def summary_markdown(result: SeparationResult) -> str:
         f"- Voice in **{100 * activity.voiced_fraction:.0f} %** of the song: {activity.phrase_count} "
         f"{'phrase' if activity.phrase_count == 1 else 'phrases'}, longest stretch without voice "
         f"{activity.longest_silence_s:.1f} s",
-        f"- Separated on **{result.device}** in {result.processing_s:.1f} s "
+        f"- Separated on **{result.device}** in {_precision(result.precision)} in {result.processing_s:.1f} s "
         f"({_speed(result.realtime_factor)})",
     ]
     if result.options.clean_up:
@@ -61,7 +61,8 @@ def report_markdown(result: SeparationResult) -> str:
         f"- Source: {result.source_format}, {clock(result.duration_s)} ({result.duration_s:.2f} s)",
         f"- Model: {result.model_description}",
         f"- Settings: {', '.join(f'{k} = {v!r}' for k, v in settings.items())}",
-        f"- Device: {result.device}, {result.processing_s:.2f} s ({_speed(result.realtime_factor)})",
+        f"- Device: {result.device}, {_precision(result.precision)}, {result.processing_s:.2f} s "
+        f"({_speed(result.realtime_factor)})",
         f"- Voice: {100 * activity.voiced_fraction:.1f} % of the song, {activity.phrase_count} phrases, "
         f"longest stretch without voice {activity.longest_silence_s:.1f} s",
         "",
@@ -96,3 +97,7 @@ def _speed(realtime_factor: float) -> str:
     if realtime_factor < 1:
         return f"{1 / realtime_factor:.1f}× faster than real time"
     return f"{realtime_factor:.1f}× slower than real time"
+
+
+def _precision(name: str) -> str:
+    return {"fp32": "float32", "bf16": "bfloat16 (the CPU fast path)", "fp16": "float16"}.get(name, name)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from model.inference.pipeline import OutputSettings, SongResult, SongSettings, separate_file
 from model.inference.separator import STEM_NAMES, SeparationSettings, Separator
+from model.precision import AUTO, PRECISIONS
 from model.weights.pretrained import load_model
 from utils.audio import AUDIO_EXTENSIONS, DEFAULT_BIT_DEPTHS, OUTPUT_FORMATS, output_extension
 from utils.cleanup import GateSettings
@@ -50,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overlap=args.overlap,
             batch_size=args.batch_size,
             device=args.device,
+            precision=args.precision,
         )
         song = SongSettings(
             output=OutputSettings(args.format, args.bit_depth, args.keep_44k),
@@ -72,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:  # e.g. --device cuda without CUDA
         parser.error(str(error))
     log.info("model: %s", loaded.describe())
-    log.info("device: %s", separator.device)
+    log.info("device: %s, precision: %s", separator.device, separator.precision)
 
     for path in inputs:
         try:
@@ -96,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: $BSMAMBA2_CHECKPOINT, else the bundled model)")
     defaults = SeparationSettings()
     parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:0, ...")
+    parser.add_argument("--precision", choices=[AUTO, *PRECISIONS], default=defaults.precision,
+                        help="auto: bf16 on a CPU with bf16 hardware, fp16 on CUDA, else fp32 (the reference)")
     parser.add_argument("--chunk-seconds", type=float, default=defaults.chunk_seconds)
     parser.add_argument("--overlap", type=float, default=defaults.overlap,
                         help="fraction of a chunk shared with the next, cross-faded (0 = official)")
@@ -181,6 +185,7 @@ def _activity_json(
             "checkpoint": checkpoint,
             "separation": dataclasses.asdict(separator.settings),
             "device": result.device,
+            "precision": result.precision,
             "gate": dataclasses.asdict(song.clean_up) if song.clean_up is not None else None,
             "seconds": round(result.processing_s, 2),
         },

@@ -91,6 +91,7 @@ class SongResult:
     outputs: dict[str, WriteReport]  # by stem name
     sketch: SongSketch | None
     device: str
+    precision: str  # what the network ran in: "fp32", "bf16" (CPU fast path) or "fp16"
     processing_s: float  # decoding and the network; finding phrases and writing excluded
 
     @property
@@ -147,7 +148,7 @@ def separate_file(
             notes = (layout.note,) if layout.note else ()
             outputs[name] = dataclasses.replace(written, warnings=(*notes, *written.warnings))
     report(PROGRESS_WRITTEN, "Written")
-    return SongResult(info, activity, outputs, sketch, str(separator.device), processing_s)
+    return SongResult(info, activity, outputs, sketch, str(separator.device), separator.precision, processing_s)
 
 
 def _separate_to_spools(

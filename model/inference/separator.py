@@ -14,7 +14,6 @@ separated batch is added straight into the output buffer, which has the input's 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import logging
@@ -27,6 +26,7 @@ import torch
 
 from model.bsmamba2 import BSMamba2
 from model.kernels import use_device_defaults
+from model.precision import AUTO, PRECISIONS, inference_autocast, prepare_model, resolve_precision
 from model.stft import SAMPLE_RATE
 
 __all__ = ["STEM_NAMES", "SeparationSettings", "Progress", "Separator", "chunk_starts", "chunk_weights", "padded_length"]
@@ -42,11 +42,9 @@ ACCOMPANIMENT = "accompaniment"
 STEM_NAMES = (VOCALS, ACCOMPANIMENT)
 """What a separation returns: the vocals, and the rest of the mixture (`mixture − vocals`)."""
 
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-"""Autocast dtype per precision name; None = plain float32."""
-
-CUDA_AUTO_PRECISION = "fp16"
-"""The official `inference.py`/`evaluate.py` run under `torch.cuda.amp.autocast()`: float16 (spec §2.8)."""
+CPU_BLOCK_ELEMENTS = 1 << 20
+"""CPU inference runs a bidirectional block on about this many (step × d_inner) activations at once: 1024 steps
+of the released model. Speed only: fastest of 512-8192 steps on a 2-core CPU (scripts/bench_model.py)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ class SeparationSettings:
     overlap: float = 0.0  # fraction of a chunk shared with the next one, 0 <= overlap < 1; 0 = official
     batch_size: int | None = None  # chunks per forward pass; None: the device's (model.kernels); same results
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:0", ...
-    precision: str = "auto"  # "auto" (fp16 autocast on CUDA, fp32 on CPU), "fp32", "fp16", "bf16"
+    precision: str = AUTO  # "auto": fp16 autocast on CUDA, bf16 on a CPU with bf16 hardware, else fp32
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.chunk_seconds) and self.chunk_seconds > 0):
@@ -66,7 +64,7 @@ class SeparationSettings:
             raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.precision != "auto" and self.precision not in PRECISIONS:
+        if self.precision != AUTO and self.precision not in PRECISIONS:
             raise ValueError(f"precision must be 'auto' or one of {sorted(PRECISIONS)}: {self.precision!r}")
         if self.hop_samples < 1:
             raise ValueError(f"overlap {self.overlap} leaves no hop between chunks of {self.chunk_seconds} s")
@@ -152,11 +150,14 @@ class Separator:
     def __init__(self, model: BSMamba2, settings: SeparationSettings = SeparationSettings()) -> None:
         self.settings = settings
         self.device = _resolve_device(settings.device)
-        self.autocast_dtype = _resolve_precision(settings.precision, self.device)
+        self.precision = resolve_precision(settings.precision, self.device)  # what runs: "fp32", "bf16", "fp16"
         self.model = model.to(self.device).eval()
         # mamba_ssm's kernels on CUDA when present, and the batch size measured best for the device.
         self.device_defaults = use_device_defaults(self.model, self.device)
         self.batch_size = settings.batch_size or self.device_defaults.batch_size
+        self.model = prepare_model(self.model, self.precision, self.device)  # CPU bf16: weights cast once
+        if self.device.type == "cpu":
+            self.model.set_block_elements(CPU_BLOCK_ELEMENTS)
         self.channels = model.config.audio_channels
         if VOCALS not in model.config.stems:
             raise ValueError(f"the model has no '{VOCALS}' stem: {model.config.stems}")
@@ -237,14 +238,9 @@ class Separator:
         for row, start in enumerate(starts):
             piece = mixture.read(start, start + chunk)
             batch[row, :, : piece.shape[1]] = torch.from_numpy(piece)
-        with self._autocast():
+        with inference_autocast(self.precision, self.device):
             stems = self.model.separate_waveform(batch.to(self.device))
         return stems[:, self.vocals_index].float().cpu().numpy()
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def _check_block(self, mixture: np.ndarray) -> None:
         if not isinstance(mixture, np.ndarray) or mixture.dtype != np.float32:
@@ -307,12 +303,3 @@ def _resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
     return device
-
-
-def _resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    if name == "auto":
-        name = CUDA_AUTO_PRECISION if device.type == "cuda" else "fp32"
-    dtype = PRECISIONS[name]
-    if dtype is not None and device.type != "cuda":
-        raise ValueError(f"precision {name!r} needs a CUDA device; use 'fp32' on {device.type}")
-    return dtype
