@@ -12,6 +12,7 @@ from utils.voice_detector import (
     WITH_STEM,
     DetectorConfig,
     FrameClassifier,
+    VoiceStream,
     detect_voice,
     frame_f1,
     frame_features,
@@ -20,6 +21,7 @@ from utils.voice_detector import (
     phrases_from_probability,
     save_detector,
     true_voice_frames,
+    voice_probability,
 )
 
 SR = 16000
@@ -148,3 +150,19 @@ def test_shipped_detectors_find_a_generated_voice(variant: str) -> None:
     activity = detect_voice(mixture, song.sample_rate, leaky if variant == WITH_STEM else None,
                             load_detector(variant=variant))
     assert frame_f1(activity.active, true_voice_frames(vocals, mixture, song.sample_rate)) > 0.8
+
+
+@pytest.mark.parametrize("variant", [WITH_STEM, MIXTURE_ONLY])
+def test_streaming_in_blocks_gives_the_whole_song_probabilities(variant: str) -> None:
+    torch.manual_seed(3)
+    classifier = FrameClassifier(DetectorConfig(variant=variant, channels=8)).eval()
+    mixture, vocals = noise(5.0, 0.1, 8), noise(5.0, 0.02, 9)
+    stem = vocals if variant == WITH_STEM else None
+    whole = voice_probability(classifier, frame_features(mixture, SR, classifier.config, stem))
+    stream, pieces, start = VoiceStream(classifier, SR), [], 0
+    for size in [1000, 17, 5000, 30000, 123, 44000]:
+        block = slice(start, start + size)
+        pieces.append(stream.push(mixture[:, block], None if stem is None else stem[:, block]))
+        start += size
+    pieces.append(stream.finish())
+    np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-5)

@@ -253,6 +253,7 @@ def save_detector(classifier: FrameClassifier, path: Path, provenance: dict) -> 
     state = {name: tensor.detach().contiguous() for name, tensor in classifier.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata=metadata)
+    path.chmod(0o644)  # safetensors writes 0600; the file ships with the repository
 
 
 def load_detector(path: Path | str | None = None, variant: str = WITH_STEM) -> FrameClassifier:
@@ -286,6 +287,72 @@ def voice_probability(classifier: FrameClassifier, features: np.ndarray) -> np.n
     with torch.inference_mode():
         logits = classifier(torch.from_numpy(np.ascontiguousarray(features))[None])[0]
     return torch.sigmoid(logits).numpy()
+
+
+class VoiceStream:
+    """Voice probability of a long song fed in blocks: the same numbers as `voice_probability` on the whole.
+
+    `push(mixture_block, vocals_block)` takes the next samples `(channels, samples)` (no vocals for the
+    mixture-only detector) and returns the probabilities of the frames that no later sample can change;
+    `finish()` returns the rest. Memory: about one STFT window of audio and `2 * context_frames` frames of
+    features, whatever the song's length. Phrases need the whole probability curve (50 values a second):
+    collect it and call `phrases_from_probability`.
+    """
+
+    def __init__(self, classifier: FrameClassifier, sample_rate: int) -> None:
+        self.classifier = classifier
+        self.sample_rate = sample_rate
+        config = classifier.config
+        self._hop, self._n_fft = hop_samples(config.activity, sample_rate), stft_size(config, sample_rate)
+        self._with_stem = config.variant == WITH_STEM
+        self._audio: list[np.ndarray] = []  # [mixture, vocals] samples from `_audio_start` on
+        self._audio_start = 0
+        self._received = 0
+        self._features = np.zeros((0, config.num_features), dtype=np.float32)  # from `_features_start` on
+        self._features_start = 0
+        self._next_probability = 0
+
+    def push(self, mixture: np.ndarray, vocals: np.ndarray | None = None) -> np.ndarray:
+        """`(frames,)` float32 probabilities of the frames now final (possibly none)."""
+        if (vocals is not None) != self._with_stem or (vocals is not None and vocals.shape != mixture.shape):
+            raise ValueError(f"the {self.classifier.config.variant} detector got the wrong inputs")
+        blocks = [mixture] if vocals is None else [mixture, vocals]
+        self._audio = blocks if not self._audio else [np.concatenate(p, axis=1) for p in zip(self._audio, blocks)]
+        self._received += mixture.shape[1]
+        # Frame i's window ends at i * hop + hop // 2 + n_fft // 2: frames whose window is all here are ready.
+        ready = max(0, (self._received - self._hop // 2 - self._n_fft // 2) // self._hop + 1)
+        self._add_features(ready)
+        return self._probabilities(self._features_start + len(self._features) - self.classifier.config.context_frames)
+
+    def finish(self) -> np.ndarray:
+        """Probabilities of the remaining frames (`ceil(samples / hop)` frames in all)."""
+        self._add_features(-(-self._received // self._hop))
+        return self._probabilities(self._features_start + len(self._features))
+
+    def _add_features(self, ready: int) -> None:
+        first = self._features_start + len(self._features)
+        if ready > first:
+            mels = [mel_power(a, self.sample_rate, self.classifier.config, first, ready - first, self._audio_start)
+                    for a in self._audio]
+            added = features_from_mel(mels[0], mels[1] if self._with_stem else None)
+            self._features = np.concatenate([self._features, added])
+            keep_from = max(0, ready * self._hop + self._hop // 2 - self._n_fft // 2)  # next window's start
+            self._audio = [a[:, keep_from - self._audio_start :] for a in self._audio]
+            self._audio_start = keep_from
+
+    def _probabilities(self, until: int) -> np.ndarray:
+        """Probabilities of frames `_next_probability ... until`, then drop features no frame needs."""
+        start, context = self._next_probability, self.classifier.config.context_frames
+        if until <= start:
+            return np.zeros(0, dtype=np.float32)
+        lo = max(start - context, self._features_start)
+        hi = min(until + context, self._features_start + len(self._features))
+        window = self._features[lo - self._features_start : hi - self._features_start]
+        probability = voice_probability(self.classifier, window)[start - lo : until - lo]
+        self._next_probability = until
+        drop = max(0, until - context - self._features_start)
+        self._features, self._features_start = self._features[drop:], self._features_start + drop
+        return probability
 
 
 def phrases_from_probability(
@@ -337,6 +404,7 @@ __all__ = [
     "WITH_STEM",
     "DetectorConfig",
     "FrameClassifier",
+    "VoiceStream",
     "detect_voice",
     "frame_f1",
     "frame_features",
