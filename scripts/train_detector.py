@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
 
     for variant in args.variants:
         classifier = train_variant(variant, examples(train, variant), args.steps, args.seed)
-        f1 = validation_f1(classifier, examples(validation, variant, separated_only=True))
+        f1 = validation_f1(classifier, examples(validation, variant, separated_only=True)) if validation else None
         provenance = {
             "separation_checkpoint": args.checkpoint if variant == WITH_STEM else None,
             "separation_fingerprint": separation_fingerprint(args.checkpoint) if variant == WITH_STEM else None,
@@ -238,12 +238,12 @@ def main(argv: list[str] | None = None) -> None:
             "separated_train_songs": [s["name"] for s in train if s["separated"]] if variant == WITH_STEM else [],
             "simulated_leak_db": LEAK_DB_RANGE if variant == WITH_STEM and args.simulated else None,
             "validation_songs": [s["name"] for s in validation],
-            "validation_frame_f1": round(f1, 4),
+            "validation_frame_f1": None if f1 is None else round(f1, 4),
             "steps": args.steps,
             "seed": args.seed,
         }
         save_detector(classifier, args.out / f"{variant}.safetensors", provenance)
-        print(json.dumps({"variant": variant, "validation_frame_f1": round(f1, 4)}), flush=True)
+        print(json.dumps({"variant": variant, "validation_frame_f1": provenance["validation_frame_f1"]}), flush=True)
     print(f"done in {time.perf_counter() - started:.0f} s", flush=True)
 
 
