@@ -55,8 +55,9 @@ def build_demo(service: SeparationService) -> gr.Blocks:
                     overlap = gr.Radio(OVERLAP_LABELS, value=DEFAULT_OVERLAP, label="Chunk overlap",
                                        info="Overlapping chunks are cross-faded, which hides the chunk seams.")
                     clean_up = gr.Checkbox(
-                        False, label="Sparse-region clean-up",
-                        info="Turn the vocal stem down between sung phrases (removes faint bleed).",
+                        True, label="Sparse-region clean-up",
+                        info="Silence the vocal stem between sung phrases (removes bleed; it goes to the "
+                             "accompaniment).",
                     )
                     checkpoint = gr.Textbox(
                         value="", label="Checkpoint", placeholder="empty = the model loaded at start-up",

@@ -19,7 +19,8 @@ from utils.cleanup import GateSettings, gate_gain
 GOLDEN = Path(__file__).parent / "data" / "golden"
 """Stems written by the code before the restructuring (commit 82fa03c) for `_golden_song`, with `tiny_model()`:
 the CLI with `--format flac --chunk-seconds 1` and the app's service with its defaults (1-s test chunks), both
-in float32 (the reference precision; `auto` now picks the bf16 fast path on CPUs that have it)."""
+in float32 (the reference precision; `auto` now picks the bf16 fast path on CPUs that have it) and without the
+clean-up (now on by default)."""
 LSB_24 = 1  # in 24-bit integer steps
 
 
@@ -44,7 +45,7 @@ def _assert_same_samples(written: Path, golden: Path) -> None:
 def test_cli_writes_the_same_samples_as_before(tmp_path: Path, tiny_checkpoint: Path, extension: str) -> None:
     song = _golden_song(tmp_path / f"song.{extension}")
     code = main([str(song), "-o", str(tmp_path / "out"), "--format", "flac", "--chunk-seconds", "1",
-                 "--precision", "fp32", "--checkpoint", str(tiny_checkpoint)])
+                 "--precision", "fp32", "--no-clean-up", "--checkpoint", str(tiny_checkpoint)])
     assert code == 0
     for stem in ("vocals", "accompaniment"):
         _assert_same_samples(tmp_path / "out" / "song" / f"{stem}.flac", GOLDEN / f"cli_song_{extension}_{stem}.flac")
@@ -52,7 +53,9 @@ def test_cli_writes_the_same_samples_as_before(tmp_path: Path, tiny_checkpoint: 
 
 @pytest.mark.parametrize("extension", ["wav", "flac"])
 def test_app_writes_the_same_samples_as_before(tmp_path: Path, extension: str) -> None:
-    result = tiny_service(precision="fp32").separate(_golden_song(tmp_path / f"song.{extension}"), SeparationOptions())
+    result = tiny_service(precision="fp32").separate(
+        _golden_song(tmp_path / f"song.{extension}"), SeparationOptions(clean_up=False)
+    )
     _assert_same_samples(result.vocals_path, GOLDEN / f"app_song_{extension}_vocals.flac")
     _assert_same_samples(result.accompaniment_path, GOLDEN / f"app_song_{extension}_accompaniment.flac")
 

@@ -236,7 +236,7 @@ def gated_case() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], GateSett
         "accompaniment": (0.3 * rng.standard_normal((2, num_samples))).astype(np.float32),
     }
     activity = dataclasses.replace(detect_vocal_activity(stems["vocals"], GATE_RATE), segments=[PHRASE])
-    settings = GateSettings(attenuation_db=30.0, fade_s=0.05)
+    settings = GateSettings(attenuation_db=30.0, fade_s=0.05, margin_before_s=0.0, margin_after_s=0.0)
     return stems, apply_sparse_gate(stems, activity, GATE_RATE, settings), settings
 
 

@@ -34,7 +34,7 @@ class SeparationOptions:
     output_format: str = DEFAULT_FORMAT
     bit_depth: int | None = DEFAULT_BIT_DEPTH  # None: the format's default; ignored for MP3
     overlap: float = DEFAULT_OVERLAP  # one of OVERLAP_CHOICES
-    clean_up: bool = False  # attenuate the vocal stem outside the sung phrases
+    clean_up: bool = True  # silence the vocal stem between the sung phrases (the pipeline's default)
     checkpoint: str = ""  # "" = the model loaded at start-up
 
     def validated(self) -> SeparationOptions:

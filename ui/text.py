@@ -43,7 +43,7 @@ def summary_markdown(result: SeparationResult) -> str:
         f"({_speed(result.realtime_factor)})",
     ]
     if result.options.clean_up:
-        lines.append("- Sparse-region clean-up: on (the vocal stem is attenuated between phrases)")
+        lines.append("- Sparse-region clean-up: on (the vocal stem is silenced between phrases; that sound is in the accompaniment)")
     if result.from_cache:
         lines.append("- Shown from the cache: this file was separated with the same settings a moment ago")
     lines.extend(f"- ⚠️ {warning}" for warning in result.warnings)

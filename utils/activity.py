@@ -87,7 +87,7 @@ class VocalActivity:
     """Vocal activity of one stem, times in seconds.
 
     Frame `i` stands for the hop `[i·hop, (i+1)·hop)` samples; its level is the RMS over `frame_s` centred
-    there.
+    there. The phrases come from the level rule below, or from the learned detector (`voice_probability`).
     """
 
     frame_times_s: np.ndarray  # (frames,) centre of each frame's hop
@@ -99,6 +99,9 @@ class VocalActivity:
     segments: list[tuple[float, float]]  # phrases, sorted, disjoint
     duration_s: float
     params: ActivityParams
+    # (frames,) the learned detector's voice probability in [0, 1] when it decided (utils.voice_detector),
+    # None for the level rule; `active` and `segments` then come from it, the thresholds stay the level rule's.
+    voice_probability: np.ndarray | None = None
 
     @property
     def voiced_s(self) -> float:
@@ -121,6 +124,7 @@ class VocalActivity:
     def summary(self) -> dict:
         """JSON-ready key numbers: seconds, percent, counts and thresholds in dBFS."""
         return {
+            "detector": "level" if self.voice_probability is None else "learned",
             "duration_s": round(self.duration_s, 3),
             "voiced_s": round(self.voiced_s, 3),
             "voiced_percent": round(100.0 * self.voiced_fraction, 1),
@@ -158,14 +162,96 @@ def detect_vocal_activity(
         raise ValueError(f"mixture {mixture.shape} and vocals {vocals.shape} differ in shape")
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-    hop = hop_samples(sample_rate, params)
+    hop = hop_samples(params, sample_rate)
     mixture_energy = None if mixture is None else HopEnergy.of(mixture, hop)
     return activity_from_energy(HopEnergy.of(vocals, hop), sample_rate, params, mixture=mixture_energy)
 
 
-def hop_samples(sample_rate: int, params: ActivityParams = ActivityParams()) -> int:
-    """Samples per activity frame hop at `sample_rate`."""
+def activity_from_energy(
+    vocals: HopEnergy,
+    sample_rate: int,
+    params: ActivityParams = ActivityParams(),
+    *,
+    mixture: HopEnergy | None = None,
+) -> VocalActivity:
+    """`detect_vocal_activity` from the hop energies of the vocals (and the mixture) of a whole song."""
+    num_samples, hop, frame_hops = vocals.num_samples, vocals.hop, frame_hops_of(params)
+    level_db = level_db_from_energy(vocals.per_hop(), num_samples, hop, frame_hops)
+    frames = level_db.size
+    loudest = min(frames, max(1, round(params.reference_top_s * sample_rate / hop)))
+    reference_db = float(np.partition(level_db, frames - loudest)[frames - loudest])
+    on_db = max(params.absolute_floor_db, reference_db - params.on_below_reference_db)
+    off_db = on_db - params.hysteresis_db
+
+    deciding_db = level_db
+    if mixture is not None:
+        mixture_db = level_db_from_energy(mixture.per_hop(), num_samples, hop, frame_hops)
+        bleed = level_db < mixture_db - params.below_mixture_db
+        deciding_db = np.where(bleed, level_db.min(initial=20.0 * math.log10(SILENT_RMS)), level_db)
+    active, segments = phrases_from_frames(hysteresis(deciding_db, on_db, off_db), num_samples, sample_rate, params)
+    logger.debug(
+        "vocal activity: reference %.1f dBFS, on %.1f, %d phrases", reference_db, on_db, len(segments)
+    )
+    return VocalActivity(
+        frame_times_s=frame_times(frames, hop, num_samples, sample_rate),
+        level_db=level_db,
+        reference_db=reference_db,
+        on_threshold_db=on_db,
+        off_threshold_db=off_db,
+        active=active,
+        segments=segments,
+        duration_s=num_samples / sample_rate,
+        params=params,
+    )
+
+
+def hop_samples(params: ActivityParams, sample_rate: int) -> int:
+    """Samples per frame hop at `sample_rate`."""
     return max(1, round(params.hop_s * sample_rate))
+
+
+def frame_hops_of(params: ActivityParams) -> int:
+    """The RMS frame in hops: `frame_s` rounded to an odd number of hops, so a frame is centred on its hop."""
+    return 2 * round((params.frame_s / params.hop_s - 1) / 2) + 1
+
+
+def frame_times(frames: int, hop: int, num_samples: int, sample_rate: int) -> np.ndarray:
+    """`(frames,)` seconds: the centre of each frame's hop (the last hop may be short)."""
+    block_starts = np.arange(frames) * hop
+    return (block_starts + np.minimum(block_starts + hop, num_samples)) / (2.0 * sample_rate)
+
+
+def phrases_from_frames(
+    decided: np.ndarray, num_samples: int, sample_rate: int, params: ActivityParams = ActivityParams()
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Per-frame voice decisions `(frames,)` bool → phrases: gaps under `min_gap_s` bridged, runs under
+    `min_phrase_s` dropped. Returns the `(frames,)` bool mask of the phrases and their `(start_s, end_s)`."""
+    hop = hop_samples(params, sample_rate)
+    starts, ends = bridge_and_drop(
+        *runs(decided),
+        min_gap=params.min_gap_s * sample_rate / hop,
+        min_phrase=params.min_phrase_s * sample_rate / hop,
+    )
+    segments = [
+        (start * hop / sample_rate, min(end * hop, num_samples) / sample_rate)
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
+    return spans_mask(starts, ends, decided.size), segments
+
+
+def activity_mask(activity: VocalActivity, num_samples: int, sample_rate: int) -> np.ndarray:
+    """`(samples,)` bool, True inside the phrases: a gate for the vocal stem."""
+    bounds = np.round(np.asarray(activity.segments, dtype=np.float64).reshape(-1, 2) * sample_rate)
+    bounds = np.clip(bounds, 0, num_samples).astype(np.int64)
+    return spans_mask(bounds[:, 0], bounds[:, 1], num_samples)
+
+
+def spans_mask(starts: np.ndarray, ends: np.ndarray, length: int) -> np.ndarray:
+    """`(length,)` bool, True on `[start, end)` of each span."""
+    marks = np.zeros(length + 1, dtype=np.int64)
+    np.add.at(marks, starts, 1)
+    np.add.at(marks, ends, -1)
+    return np.cumsum(marks[:-1]) > 0
 
 
 class HopEnergy:
@@ -203,73 +289,13 @@ class HopEnergy:
         return np.concatenate([*self._full, tail] if self._rest.shape[1] else self._full, axis=1)
 
 
-def activity_from_energy(
-    vocals: HopEnergy,
-    sample_rate: int,
-    params: ActivityParams = ActivityParams(),
-    *,
-    mixture: HopEnergy | None = None,
-) -> VocalActivity:
-    """`detect_vocal_activity` from the hop energies of the vocals (and the mixture) of a whole song."""
-    num_samples, hop = vocals.num_samples, vocals.hop
-    frame_hops = 2 * round((params.frame_s / params.hop_s - 1) / 2) + 1
-    level_db = _level_db(vocals.per_hop(), num_samples, hop, frame_hops)
-    frames = level_db.size
-    loudest = min(frames, max(1, round(params.reference_top_s * sample_rate / hop)))
-    reference_db = float(np.partition(level_db, frames - loudest)[frames - loudest])
-    on_db = max(params.absolute_floor_db, reference_db - params.on_below_reference_db)
-    off_db = on_db - params.hysteresis_db
-
-    deciding_db = level_db
-    if mixture is not None:
-        bleed = level_db < _level_db(mixture.per_hop(), num_samples, hop, frame_hops) - params.below_mixture_db
-        deciding_db = np.where(bleed, level_db.min(initial=20.0 * math.log10(SILENT_RMS)), level_db)
-    starts, ends = _runs(_hysteresis(deciding_db, on_db, off_db))
-    starts, ends = _bridge_and_drop(
-        starts,
-        ends,
-        min_gap=params.min_gap_s * sample_rate / hop,
-        min_phrase=params.min_phrase_s * sample_rate / hop,
-    )
-    active = _spans_mask(starts, ends, frames)
-    segments = [
-        (start * hop / sample_rate, min(end * hop, num_samples) / sample_rate)
-        for start, end in zip(starts.tolist(), ends.tolist(), strict=True)
-    ]
-    block_starts = np.arange(frames) * hop
-    frame_times_s = (block_starts + np.minimum(block_starts + hop, num_samples)) / (2.0 * sample_rate)
-    logger.debug(
-        "vocal activity: reference %.1f dBFS, on %.1f, %d phrases", reference_db, on_db, len(segments)
-    )
-    return VocalActivity(
-        frame_times_s=frame_times_s,
-        level_db=level_db,
-        reference_db=reference_db,
-        on_threshold_db=on_db,
-        off_threshold_db=off_db,
-        active=active,
-        segments=segments,
-        duration_s=num_samples / sample_rate,
-        params=params,
-    )
+def frame_level_db(signal: np.ndarray, hop: int, frame_hops: int) -> np.ndarray:
+    """`(channels, samples)` → `(frames,)` dBFS: RMS over `frame_hops` hops centred on each hop, loudest
+    channel (see `level_db_from_energy`)."""
+    return level_db_from_energy(HopEnergy.of(signal, hop).per_hop(), signal.shape[1], hop, frame_hops)
 
 
-def activity_mask(activity: VocalActivity, num_samples: int, sample_rate: int) -> np.ndarray:
-    """`(samples,)` bool, True inside the phrases: a gate for the vocal stem."""
-    bounds = np.round(np.asarray(activity.segments, dtype=np.float64).reshape(-1, 2) * sample_rate)
-    bounds = np.clip(bounds, 0, num_samples).astype(np.int64)
-    return _spans_mask(bounds[:, 0], bounds[:, 1], num_samples)
-
-
-def _spans_mask(starts: np.ndarray, ends: np.ndarray, length: int) -> np.ndarray:
-    """`(length,)` bool, True on `[start, end)` of each span."""
-    marks = np.zeros(length + 1, dtype=np.int64)
-    np.add.at(marks, starts, 1)
-    np.add.at(marks, ends, -1)
-    return np.cumsum(marks[:-1]) > 0
-
-
-def _level_db(energy: np.ndarray, num_samples: int, hop: int, frame_hops: int) -> np.ndarray:
+def level_db_from_energy(energy: np.ndarray, num_samples: int, hop: int, frame_hops: int) -> np.ndarray:
     """Hop energies `(channels, hops)` → `(frames,)` dBFS: RMS over `frame_hops` hops centred on each hop,
     loudest channel.
 
@@ -285,7 +311,7 @@ def _level_db(energy: np.ndarray, num_samples: int, hop: int, frame_hops: int) -
     return 20.0 * np.log10(np.maximum(np.sqrt(np.maximum(mean_square, 0.0)), SILENT_RMS))
 
 
-def _hysteresis(level_db: np.ndarray, on_db: float, off_db: float) -> np.ndarray:
+def hysteresis(level_db: np.ndarray, on_db: float, off_db: float) -> np.ndarray:
     """`(frames,)` bool: on above `on_db`, off below `off_db`, unchanged in between; starts off."""
     decided = np.flatnonzero((level_db > on_db) | (level_db < off_db))
     last_decided = np.full(level_db.size, -1)
@@ -294,13 +320,13 @@ def _hysteresis(level_db: np.ndarray, on_db: float, off_db: float) -> np.ndarray
     return (last_decided >= 0) & (level_db[np.maximum(last_decided, 0)] > on_db)
 
 
-def _runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start (inclusive) and end (exclusive) frame of each run of True."""
     edges = np.diff(active.astype(np.int8), prepend=0, append=0)
     return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
 
 
-def _bridge_and_drop(
+def bridge_and_drop(
     starts: np.ndarray, ends: np.ndarray, min_gap: float, min_phrase: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Join runs separated by fewer than `min_gap` frames, then drop runs shorter than `min_phrase` frames."""

@@ -166,31 +166,36 @@ def sketch_spectrogram_figure(sketch: SongSketch) -> go.Figure:
 
 
 def activity_figure(activity: VocalActivity) -> go.Figure:
-    """The vocal level curve with its on/off thresholds, sung phrases shaded."""
+    """Where the voice is: the learned detector's voice probability (when it decided) or the vocal level curve
+    with its on/off thresholds, sung phrases shaded."""
     fig = go.Figure(layout=_layout(activity.duration_s, ACTIVITY_HEIGHT_PX))
-    starts = bin_starts(activity.level_db.size, MAX_CURVE_POINTS)
+    learned = activity.voice_probability is not None
+    curve = activity.voice_probability if learned else activity.level_db
+    starts = bin_starts(curve.size, MAX_CURVE_POINTS)
     x0, dx = _bin_centres_ms(activity.duration_s, starts.size)
     fig.add_scatter(
-        y=np.maximum.reduceat(activity.level_db, starts).astype(np.float32),
+        y=np.maximum.reduceat(curve, starts).astype(np.float32),
         x0=x0,
         dx=dx,
         mode="lines",
         line={"color": VOCAL_COLOUR, "width": 1},
-        name="vocal level",
-        hovertemplate="%{y:.1f} dBFS",
+        name="voice probability" if learned else "vocal level",
+        hovertemplate="%{y:.2f}" if learned else "%{y:.1f} dBFS",
     )
-    for label, level, dash in (
-        ("on", activity.on_threshold_db, "dash"),
-        ("off", activity.off_threshold_db, "dot"),
-    ):
-        fig.add_hline(
-            y=level,
-            line={"color": INK_COLOUR, "width": 1, "dash": dash},
-            annotation_text=f"{label} {level:.0f} dBFS",
-            annotation_position="top right",
-            annotation_font={"size": FONT_SIZE - 1, "color": INK_COLOUR},
-        )
-    fig.update_yaxes(range=LEVEL_RANGE_DB, title_text="dBFS")
+    if not learned:
+        for label, level, dash in (
+            ("on", activity.on_threshold_db, "dash"),
+            ("off", activity.off_threshold_db, "dot"),
+        ):
+            fig.add_hline(
+                y=level,
+                line={"color": INK_COLOUR, "width": 1, "dash": dash},
+                annotation_text=f"{label} {level:.0f} dBFS",
+                annotation_position="top right",
+                annotation_font={"size": FONT_SIZE - 1, "color": INK_COLOUR},
+            )
+    fig.update_yaxes(range=(0.0, 1.0) if learned else LEVEL_RANGE_DB,
+                     title_text="voice probability" if learned else "dBFS")
     _shade_phrases(fig, activity.segments)
     return fig
 

@@ -1,6 +1,6 @@
 """Command line: separate files or folders into vocals and accompaniment.
 
-    python -m model.separate song.mp3 album/ -o separated --format flac --gate
+    python -m model song.mp3 album/ -o separated --format flac [--no-clean-up]
 
 For every input `<name>.<ext>` it writes `<out>/<name>/vocals.<ext>`, `accompaniment.<ext>` and
 `activity.json` (the sung phrases, the input's properties and the settings used). Stems come back at the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from model.inference.pipeline import OutputSettings, SongResult, SongSettings, separate_file
+from model.inference.pipeline import VOICE_DETECTORS, OutputSettings, SongResult, SongSettings, separate_file
 from model.inference.separator import STEM_NAMES, SeparationSettings, Separator
 from model.precision import AUTO, PRECISIONS
 from model.weights.pretrained import load_model
@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         song = SongSettings(
             output=OutputSettings(args.format, args.bit_depth, args.keep_44k),
-            clean_up=GateSettings(attenuation_db=args.gate_db) if args.gate else None,
+            clean_up=GateSettings(attenuation_db=args.gate_db) if args.clean_up else None,
+            voice_detector=args.voice_detector,
         )
     except ValueError as error:
         parser.error(str(error))
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m model.separate", description="Separate vocals and accompaniment with BSMamba2."
+        prog="python -m model", description="Separate vocals and accompaniment with BSMamba2."
     )
     parser.add_argument("inputs", nargs="+", type=Path, help="audio files or folders (not recursive)")
     parser.add_argument("-o", "--output", type=Path, default=Path("separated"), help="output folder")
@@ -105,9 +106,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="fraction of a chunk shared with the next, cross-faded (0 = official)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
                         help="chunks per forward pass (default: 4 on a CPU, 8 on CUDA)")
-    parser.add_argument("--gate", action="store_true", help="attenuate the vocals where no voice is detected")
+    parser.add_argument("--clean-up", "--gate", action=argparse.BooleanOptionalAction, default=True,
+                        help="silence the vocal stem between the sung phrases, moving it to the accompaniment "
+                             "(default: on)")
     parser.add_argument("--gate-db", type=float, default=GateSettings().attenuation_db,
-                        help="attenuation outside the sung phrases with --gate")
+                        help="attenuation between the phrases with --clean-up (default: inf, silence)")
+    parser.add_argument("--voice-detector", choices=VOICE_DETECTORS, default=SongSettings().voice_detector,
+                        help="who finds the phrases: the learned detector on the mixture, or the stem's level")
     parser.add_argument("--keep-44k", action="store_true", help="write 44.1 kHz stereo stems")
     parser.add_argument("--overwrite", action="store_true", help="reuse <out>/<name>/, not '<name> (2)'")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -186,7 +191,8 @@ def _activity_json(
             "separation": dataclasses.asdict(separator.settings),
             "device": result.device,
             "precision": result.precision,
-            "gate": dataclasses.asdict(song.clean_up) if song.clean_up is not None else None,
+            "clean_up": dataclasses.asdict(song.clean_up) if song.clean_up is not None else None,
+            "voice_detector": song.voice_detector,
             "seconds": round(result.processing_s, 2),
         },
     }

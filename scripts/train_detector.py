@@ -1,0 +1,251 @@
+"""Train the voice detectors (with-stem and mixture-only) on generated songs and one separation model's stems.
+
+    # one command: generates the songs if missing, separates them with the checkpoint (cached), trains both
+    nice -n 15 python scripts/train_detector.py --checkpoint checkpoints/bsmamba2-demo
+
+Songs: `--songs` with voice (seeds from `--seed0`) and `--instrumentals` without (seeds from
+`--instrumental-seed0`), `--duration` s each, made by `python -m utils.synth` into `--data` (MUSDB18-HQ
+layout); other track folders there whose names do not start with `song_` (real tracks with stems) are used
+too. Every 8th song is kept out for validation.
+Labels are `utils.voice_detector.true_voice_frames` of the true vocals. The separated stems are
+cached per checkpoint (by the weights' SHA-256) under `--cache`, so retraining for the same model is quick and
+a new model only costs its separation. Writes `<out>/with-stem.safetensors` and
+`<out>/mixture-only.safetensors` with their config and provenance, and prints validation frame F1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model.stft import SAMPLE_RATE  # noqa: E402
+from model.weights.pretrained import load_model  # noqa: E402
+from model.inference.separator import SeparationSettings, Separator  # noqa: E402
+from utils.voice_detector import (  # noqa: E402
+    DETECTOR_DIR,
+    MIXTURE_ONLY,
+    VARIANTS,
+    WITH_STEM,
+    DetectorConfig,
+    FrameClassifier,
+    features_from_mel,
+    frame_f1,
+    mel_power,
+    phrases_from_probability,
+    save_detector,
+    separation_fingerprint,
+    true_voice_frames,
+    voice_probability,
+)
+
+DEFAULT_CHECKPOINT = "checkpoints/bsmamba2-demo"
+DEFAULT_DATA = Path("data/detector/train")
+DEFAULT_CACHE = Path("runs/detector-cache")
+SONGS, INSTRUMENTALS, DURATION_S = 14, 3, 30.0  # 8.5 minutes of audio: separation is most of the time
+SEED0, INSTRUMENTAL_SEED0 = 100_000, 190_000  # far from the held-out evaluation seeds (700 000+)
+VALIDATION_EVERY = 8
+STEPS, BATCH, CROP_FRAMES, LEARNING_RATE = 600, 8, 200, 3e-3
+# Loudness augmentation: the mixture-level feature is shifted by up to this many dB (both features relative).
+GAIN_AUGMENT_DB = (-24.0, 6.0)
+TRAIN_SEED = 0
+# Every song also gets a simulated leaky stem: a share of its true vocals plus its accompaniment this far
+# down. The demo model leaks about -17 dB; the range covers better models too, so the detector learns the
+# stem-to-mixture ratio rather than one model's habits.
+VOICE_KEPT_RANGE = (0.5, 1.0)
+LEAK_DB_RANGE = (-40.0, -12.0)
+
+
+def ensure_songs(
+    root: Path, songs: int, seed0: int, instrumentals: int, instrumental_seed0: int, duration: float
+) -> list[Path]:
+    """Generate the songs that are missing with the project's generator CLI; all training track folders."""
+    wanted = []
+    for count, first, extra in ((songs, seed0, []), (instrumentals, instrumental_seed0, ["--vocal-fraction", "0"])):
+        folders = [root / f"song_{seed:06d}" for seed in range(first, first + count)]
+        if not all((folder / "vocals.wav").is_file() for folder in folders):
+            command = [sys.executable, "-m", "utils.synth", str(root), "--count", str(count), "--seed0", str(first),
+                       "--duration", str(duration), "--backend", "fluidsynth", "--quiet", *extra]
+            print(" ".join(command), flush=True)
+            subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[1])
+        wanted += folders
+    real = [p.parent for p in root.glob("*/mixture.wav") if not p.parent.name.startswith("song_")]
+    return sorted(wanted) + sorted(real)
+
+
+def load_track(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(mixture, vocals), float32 `(channels, samples)` at 44.1 kHz."""
+    mixture, rate = sf.read(folder / "mixture.wav", dtype="float32", always_2d=True)
+    vocals, _ = sf.read(folder / "vocals.wav", dtype="float32", always_2d=True)
+    if rate != SAMPLE_RATE:
+        raise SystemExit(f"{folder}: {rate} Hz, expected {SAMPLE_RATE}")
+    return mixture.T, vocals.T
+
+
+def simulated_stem(rng: np.random.Generator, mixture: np.ndarray, vocals: np.ndarray) -> np.ndarray:
+    """A leaky separator's vocal stem: part of the true vocals plus the accompaniment at `LEAK_DB_RANGE`."""
+    kept = rng.uniform(*VOICE_KEPT_RANGE)
+    leak = 10.0 ** (rng.uniform(*LEAK_DB_RANGE) / 20.0)
+    return kept * vocals + leak * (mixture - vocals)
+
+
+def song_tensors(
+    folders: list[Path],
+    checkpoint: str,
+    separated_songs: int,
+    cache: Path,
+    config: DetectorConfig,
+    seed: int,
+    simulated: bool = True,
+) -> list[dict]:
+    """Per song: labels `(frames,)`, the mixture's mel power `(frames, bands)` and a list of vocal-stem mel
+    powers: the checkpoint's stem (for the first `separated_songs` songs) and, if `simulated`, one simulated
+    leaky stem.
+
+    Separated stems are cached as float16 audio, so a change of features never separates again.
+    """
+    cache = cache / separation_fingerprint(checkpoint)
+    cache.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    separator = None
+    songs = []
+    for index, folder in enumerate(folders):
+        mixture, vocals = load_track(folder)
+        labels = true_voice_frames(vocals, mixture, SAMPLE_RATE)
+        stems = [simulated_stem(rng, mixture, vocals)] if simulated else []
+        cached = cache / f"{folder.name}.npy"
+        if cached.is_file():
+            stems.append(np.load(cached).astype(np.float32))
+        elif index < separated_songs:
+            if separator is None:
+                separator = Separator(load_model(checkpoint).model, SeparationSettings())
+            stems.append(separator.separate(mixture)["vocals"])
+            np.save(cached, stems[-1].astype(np.float16))
+            print(f"separated {folder.name}", flush=True)
+        songs.append({
+            "name": folder.name,
+            "labels": labels,
+            "mixture_mel": mel_power(mixture, SAMPLE_RATE, config, 0, labels.size),
+            "stem_mels": [mel_power(stem, SAMPLE_RATE, config, 0, labels.size) for stem in stems],
+            "separated": len(stems) > int(simulated),
+        })
+    return songs
+
+
+def examples(songs: list[dict], variant: str, separated_only: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(features, labels) per song and stem (with-stem) or per song (mixture-only); with `separated_only`,
+    a song the checkpoint separated gives only its real stem (what validation should score)."""
+    if variant == MIXTURE_ONLY:
+        return [(features_from_mel(song["mixture_mel"], None), song["labels"]) for song in songs]
+    return [
+        (features_from_mel(song["mixture_mel"], mel), song["labels"])
+        for song in songs
+        for mel in (song["stem_mels"][-1:] if separated_only and song["separated"] else song["stem_mels"])
+    ]
+
+
+def train_variant(variant: str, train: list[tuple[np.ndarray, np.ndarray]], steps: int, seed: int) -> FrameClassifier:
+    """Adam on random crops, binary cross-entropy against the labels."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    config = DetectorConfig(variant=variant)
+    classifier = FrameClassifier(config)
+    features = [x for x, _ in train]
+    stacked = np.concatenate(features)
+    classifier.feature_mean.copy_(torch.from_numpy(stacked.mean(axis=0)))
+    classifier.feature_std.copy_(torch.from_numpy(stacked.std(axis=0) + 1e-3))
+    level_column = config.mel_bands  # the mixture level, right after the mixture's bands
+    optimiser = torch.optim.Adam(classifier.parameters(), lr=LEARNING_RATE)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, LEARNING_RATE, total_steps=steps)
+    for step in range(steps):
+        batch_x, batch_y = [], []
+        for index in rng.integers(len(train), size=BATCH):
+            start = rng.integers(max(1, len(features[index]) - CROP_FRAMES))
+            crop = features[index][start : start + CROP_FRAMES].copy()
+            crop[:, level_column] = np.clip(crop[:, level_column] + rng.uniform(*GAIN_AUGMENT_DB), -100.0, 0.0)
+            batch_x.append(crop)
+            batch_y.append(train[index][1][start : start + CROP_FRAMES])
+        x = torch.from_numpy(np.stack(batch_x))
+        y = torch.from_numpy(np.stack(batch_y).astype(np.float32))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(classifier(x), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        if step % 250 == 0 or step == steps - 1:
+            print(f"{variant} step {step:5d} loss {loss.item():.4f}", flush=True)
+    return classifier.eval()
+
+
+def validation_f1(classifier: FrameClassifier, validation: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Frame F1 of the detector's phrases against the labels, all validation frames pooled."""
+    hop = round(classifier.config.activity.hop_s * SAMPLE_RATE)
+    predicted = [
+        phrases_from_probability(voice_probability(classifier, x), x.shape[0] * hop, SAMPLE_RATE, classifier.config)[0]
+        for x, _ in validation
+    ]
+    return frame_f1(np.concatenate(predicted), np.concatenate([y for _, y in validation]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="separation model whose stems it sees")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--songs", type=int, default=SONGS)
+    parser.add_argument("--instrumentals", type=int, default=INSTRUMENTALS)
+    parser.add_argument("--seed0", type=int, default=SEED0)
+    parser.add_argument("--instrumental-seed0", type=int, default=INSTRUMENTAL_SEED0)
+    parser.add_argument("--duration", type=float, default=DURATION_S)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--seed", type=int, default=TRAIN_SEED)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--separated-songs", type=int, default=None,
+                        help="separate only the first N songs with the checkpoint (default: all)")
+    parser.add_argument("--simulated", action=argparse.BooleanOptionalAction, default=True,
+                        help="add one simulated leaky stem per song to the with-stem training")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--out", type=Path, default=DETECTOR_DIR)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+
+    folders = ensure_songs(args.data, args.songs, args.seed0, args.instrumentals, args.instrumental_seed0, args.duration)
+    separated = (len(folders) if args.separated_songs is None else args.separated_songs) if WITH_STEM in args.variants else 0
+    songs = song_tensors(folders, args.checkpoint, separated, args.cache, DetectorConfig(), args.seed, args.simulated)
+    train = [s for i, s in enumerate(songs) if i % VALIDATION_EVERY != VALIDATION_EVERY - 1]
+    validation = [s for i, s in enumerate(songs) if i % VALIDATION_EVERY == VALIDATION_EVERY - 1]
+    prepared = time.perf_counter() - started
+    print(f"{len(train)} training and {len(validation)} validation songs ready in {prepared:.0f} s", flush=True)
+
+    for variant in args.variants:
+        classifier = train_variant(variant, examples(train, variant), args.steps, args.seed)
+        f1 = validation_f1(classifier, examples(validation, variant, separated_only=True)) if validation else None
+        provenance = {
+            "separation_checkpoint": args.checkpoint if variant == WITH_STEM else None,
+            "separation_fingerprint": separation_fingerprint(args.checkpoint) if variant == WITH_STEM else None,
+            "command": " ".join(["scripts/train_detector.py", *(argv if argv is not None else sys.argv[1:])]),
+            "train_songs": [s["name"] for s in train],
+            "separated_train_songs": [s["name"] for s in train if s["separated"]] if variant == WITH_STEM else [],
+            "simulated_leak_db": LEAK_DB_RANGE if variant == WITH_STEM and args.simulated else None,
+            "validation_songs": [s["name"] for s in validation],
+            "validation_frame_f1": None if f1 is None else round(f1, 4),
+            "steps": args.steps,
+            "seed": args.seed,
+        }
+        save_detector(classifier, args.out / f"{variant}.safetensors", provenance)
+        print(json.dumps({"variant": variant, "validation_frame_f1": provenance["validation_frame_f1"]}), flush=True)
+    print(f"done in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

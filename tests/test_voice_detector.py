@@ -1,0 +1,180 @@
+"""The learned voice detector: labels, block-friendly features, the classifier's reach, and the shipped weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from utils.voice_detector import (
+    DETECTOR_DIR,
+    MIXTURE_ONLY,
+    WITH_STEM,
+    DetectorConfig,
+    FrameClassifier,
+    VoiceStream,
+    detect_voice,
+    frame_f1,
+    frame_features,
+    load_detector,
+    mel_power,
+    phrases_from_probability,
+    save_detector,
+    true_voice_frames,
+    voice_probability,
+)
+
+SR = 16000
+HOP = round(DetectorConfig().activity.hop_s * SR)
+
+
+def noise(seconds: float, level: float, seed: int) -> np.ndarray:
+    return (level * np.random.default_rng(seed).standard_normal((2, round(seconds * SR)))).astype(np.float32)
+
+
+def tone(seconds: float, start: float, end: float, level: float) -> np.ndarray:
+    out = np.zeros((2, round(seconds * SR)), dtype=np.float32)
+    t = np.arange(round((end - start) * SR)) / SR
+    out[:, round(start * SR) : round(start * SR) + t.size] = level * np.sin(2 * np.pi * 330.0 * t)
+    return out
+
+
+def test_labels_mark_a_voice_over_the_band_and_not_one_far_under_it() -> None:
+    band = noise(6.0, 0.1, 0)
+    loud = tone(6.0, 2.0, 4.0, 0.1)
+    truth = true_voice_frames(loud, band + loud, SR)
+    assert truth[round(2.1 * SR / HOP) : round(3.9 * SR / HOP)].all()
+    assert not truth[: round(1.8 * SR / HOP)].any() and not truth[round(4.3 * SR / HOP) :].any()
+    faint = tone(6.0, 2.0, 4.0, 0.002)  # 34 dB under the band
+    assert not true_voice_frames(faint, band + faint, SR).any()
+
+
+def test_labels_bridge_a_breath_inside_a_line() -> None:
+    band = noise(6.0, 0.05, 1)
+    line = tone(6.0, 1.0, 2.0, 0.1) + tone(6.0, 2.3, 3.5, 0.1)
+    truth = true_voice_frames(line, band + line, SR)
+    assert truth[round(2.1 * SR / HOP) : round(2.2 * SR / HOP)].all()
+
+
+def test_mel_power_of_blocks_equals_the_whole_song() -> None:
+    config = DetectorConfig()
+    audio = noise(3.0, 0.1, 2)
+    frames = -(-audio.shape[1] // HOP)
+    whole = mel_power(audio, SR, config, 0, frames)
+    # A block holding samples [offset, offset + n) computes its frames as if the rest of the song were there,
+    # as long as it holds half a window either side of them.
+    first, count, margin = 40, 30, 1024
+    offset = first * HOP - margin
+    block = audio[:, offset : offset + count * HOP + 2 * margin]
+    np.testing.assert_allclose(mel_power(block, SR, config, first, count, offset), whole[first : first + count],
+                               rtol=1e-6, atol=1e-12)
+
+
+def test_with_stem_features_ignore_the_song_loudness_except_its_level() -> None:
+    config = DetectorConfig()
+    mixture, vocals = noise(2.0, 0.1, 3), noise(2.0, 0.01, 4)
+    loud, quiet = frame_features(mixture, SR, config, vocals), frame_features(0.1 * mixture, SR, config, 0.1 * vocals)
+    level = config.mel_bands
+    np.testing.assert_allclose(np.delete(loud, level, axis=1), np.delete(quiet, level, axis=1), atol=0.01)
+    np.testing.assert_allclose(loud[:, level] - quiet[:, level], 20.0, atol=1e-3)
+
+
+def test_each_variant_wants_its_own_inputs() -> None:
+    mixture = noise(1.0, 0.1, 5)
+    with pytest.raises(ValueError):
+        frame_features(mixture, SR, DetectorConfig(variant=WITH_STEM))
+    with pytest.raises(ValueError):
+        frame_features(mixture, SR, DetectorConfig(variant=MIXTURE_ONLY), mixture)
+
+
+def test_a_frame_sees_only_its_context_window() -> None:
+    torch.manual_seed(0)
+    classifier = FrameClassifier(DetectorConfig()).eval()
+    context = classifier.config.context_frames
+    features = torch.randn(1, 200, classifier.config.num_features)
+    changed = features.clone()
+    changed[:, 100 + context + 1 :] += 5.0
+    with torch.inference_mode():
+        before, after = classifier(features), classifier(changed)
+    torch.testing.assert_close(before[:, : 101], after[:, : 101])
+    assert not torch.allclose(before[:, 101 : 100 + context + 2], after[:, 101 : 100 + context + 2])
+
+
+def test_saved_detectors_load_with_their_config(tmp_path) -> None:
+    torch.manual_seed(1)
+    classifier = FrameClassifier(DetectorConfig(variant=MIXTURE_ONLY, channels=8)).eval()
+    save_detector(classifier, tmp_path / "d.safetensors", {"note": "test"})
+    loaded = load_detector(tmp_path / "d.safetensors")
+    assert loaded.config == classifier.config
+    features = torch.randn(1, 50, classifier.config.num_features)
+    torch.testing.assert_close(loaded(features), classifier(features))
+
+
+def test_probability_hysteresis_and_phrase_rules() -> None:
+    config = DetectorConfig()
+    probability = np.zeros(500, dtype=np.float32)
+    probability[100:200] = 0.9
+    probability[200:210] = 0.4  # between off and on: stays on
+    probability[210:300] = 0.9
+    probability[320:330] = 0.9  # 0.4 s gap bridged... then a 0.2 s run joins the phrase
+    probability[450:455] = 0.9  # a 0.1 s blip: dropped
+    active, segments = phrases_from_probability(probability, 500 * HOP, SR, config)
+    assert segments == [(100 * HOP / SR, 330 * HOP / SR)]
+    assert active.sum() == 230
+
+
+def test_frame_f1_counts_hits_against_both_totals() -> None:
+    truth = np.array([1, 1, 1, 1, 0, 0], dtype=bool)
+    assert frame_f1(np.array([1, 1, 0, 0, 1, 0], dtype=bool), truth) == pytest.approx(2 * 2 / 7)
+    assert frame_f1(np.zeros(6, dtype=bool), np.zeros(6, dtype=bool)) == 1.0
+
+
+def test_detect_voice_returns_the_app_activity_type() -> None:
+    torch.manual_seed(2)
+    classifier = FrameClassifier(DetectorConfig(channels=8)).eval()
+    mixture, vocals = noise(2.0, 0.1, 6), noise(2.0, 0.01, 7)
+    activity = detect_voice(mixture, SR, vocals, classifier)
+    assert activity.voice_probability.shape == activity.level_db.shape == activity.active.shape
+    assert activity.summary()["detector"] == "learned"
+    assert set(activity.to_json()) == {"segments", "summary", "params"}
+
+
+# Frame F1 the shipped mixture-only detector reaches on one unseen generated song (0.93 when trained; the
+# level rule gets 0.61 there). The with-stem detector is not held to it: it gets 0.55 (see its card).
+SHIPPED_MIXTURE_ONLY_F1 = 0.8
+
+
+@pytest.fixture(scope="module")
+def unseen_song():
+    """A 10-s FluidSynth song from an unseen seed: (mixture, vocals, sample rate)."""
+    from utils.synth import SongConfig, generate_song
+    from utils.synth.fluid import fluidsynth_available
+
+    if not fluidsynth_available():
+        pytest.skip("the detectors are trained on FluidSynth songs")
+    song = generate_song(424_242, SongConfig(duration_s=10.0, vocal_fraction=0.4, backend="fluidsynth"))
+    return song.mixture, song.stems["vocals"], song.sample_rate
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DETECTOR_DIR / f"{MIXTURE_ONLY}.safetensors").is_file(), reason="no shipped detector")
+def test_shipped_mixture_only_detector_finds_the_voice_of_an_unseen_song(unseen_song) -> None:
+    mixture, vocals, rate = unseen_song
+    activity = detect_voice(mixture, rate, None, load_detector(variant=MIXTURE_ONLY))
+    assert frame_f1(activity.active, true_voice_frames(vocals, mixture, rate)) > SHIPPED_MIXTURE_ONLY_F1
+
+
+@pytest.mark.parametrize("variant", [WITH_STEM, MIXTURE_ONLY])
+def test_streaming_in_blocks_gives_the_whole_song_probabilities(variant: str) -> None:
+    torch.manual_seed(3)
+    classifier = FrameClassifier(DetectorConfig(variant=variant, channels=8)).eval()
+    mixture, vocals = noise(5.0, 0.1, 8), noise(5.0, 0.02, 9)
+    stem = vocals if variant == WITH_STEM else None
+    whole = voice_probability(classifier, frame_features(mixture, SR, classifier.config, stem))
+    stream, pieces, start = VoiceStream(classifier, SR), [], 0
+    for size in [1000, 17, 5000, 30000, 123, 44000]:
+        block = slice(start, start + size)
+        pieces.append(stream.push(mixture[:, block], None if stem is None else stem[:, block]))
+        start += size
+    pieces.append(stream.finish())
+    np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-5)
