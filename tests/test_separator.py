@@ -54,8 +54,9 @@ def _separate(model: BSMamba2, mixture: np.ndarray, **settings) -> dict[str, np.
     return Separator(model, SeparationSettings(device="cpu", precision="fp32", **settings)).separate(mixture)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def identity() -> IdentityModel:
+    """Fresh per test: a Separator in bf16 casts its model's weights in place."""
     return IdentityModel(TINY_CONFIG)
 
 
