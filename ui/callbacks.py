@@ -97,20 +97,7 @@ class Callbacks:
     ) -> tuple:
         """The Separate button: players, downloads, summary, phrase table and the three plots."""
         song = pick_input(recorded_or_uploaded, any_file)
-        result = self.run(song, output_format, bit_depth, overlap, clean_up, checkpoint, progress)
-        vocals, accompaniment = str(result.vocals_path), str(result.accompaniment_path)
-        return (
-            vocals,
-            accompaniment,
-            vocals,
-            accompaniment,
-            str(result.zip_path),
-            summary_markdown(result),
-            segment_rows(result.activity),
-            result.figures["waveform"],
-            result.figures["spectrogram"],
-            result.figures["activity"],
-        )
+        return page_outputs(self.run(song, output_format, bit_depth, overlap, clean_up, checkpoint, progress))
 
     def separate_api(
         self,
@@ -122,10 +109,44 @@ class Callbacks:
         checkpoint: str,
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[str, str, dict]:
-        """The `/separate` endpoint: vocals file, accompaniment file, and phrases + summary as JSON."""
+        """Separate a song into its vocals and its accompaniment (BSMamba2), and find where the voice sings.
+
+        Args:
+            song: the song, an audio or video file (WAV, FLAC, MP3, OGG, M4A, MP4, WebM, MKV…), as a URL.
+            output_format: format of the stems: "flac" (default), "wav" or "mp3".
+            bit_depth: bits per sample of WAV (16, 24 or 32) or FLAC (16 or 24); ignored for MP3.
+            overlap: chunk overlap, 0.0, 0.25 (default) or 0.5; more overlap hides chunk seams but is slower.
+            clean_up: true to turn the vocals down between sung phrases (removes faint bleed).
+            checkpoint: leave empty for the app's model.
+
+        Returns:
+            The vocals file (URL), the accompaniment file (URL), and JSON with the sung phrases as
+            [start, end] pairs in seconds ("segments"), a "summary" (voiced percent, phrase count, longest
+            silence), the song's duration and how it was separated.
+        """
         song = pick_input(None, song)
         result = self.run(song, output_format, bit_depth, overlap, clean_up, checkpoint, progress)
         return str(result.vocals_path), str(result.accompaniment_path), result.api_payload()
+
+
+def page_outputs(result: SeparationResult, offset_s: float = 0.0) -> tuple:
+    """What the page shows of a result: two players, three downloads, summary, phrase table, three plots.
+
+    `offset_s` places the phrases of a preview at their time in the song.
+    """
+    vocals, accompaniment = str(result.vocals_path), str(result.accompaniment_path)
+    return (
+        vocals,
+        accompaniment,
+        vocals,
+        accompaniment,
+        str(result.zip_path),
+        summary_markdown(result),
+        segment_rows(result.activity, offset_s),
+        result.figures["waveform"],
+        result.figures["spectrogram"],
+        result.figures["activity"],
+    )
 
 
 def existing_examples(folder: Path) -> list[list[str]]:

@@ -34,7 +34,7 @@ from model.pretrained import LoadedModel, load_model
 from model.separator import ACCOMPANIMENT, VOCALS, SeparationSettings, Separator
 from model.separator import Progress as ChunkProgress
 from ui.config import AppConfig
-from ui.text import report_markdown
+from ui.text import report_markdown, share_line
 from ui.zerogpu import gpu_seconds, gpu_task
 from utils.activity import VocalActivity, detect_vocal_activity
 from utils.audio import (
@@ -50,6 +50,7 @@ from utils.audio import (
 )
 from utils.errors import CheckpointError, SeparationError
 from utils.plots import activity_figure, spectrogram_figure, waveform_figure
+from utils.share import phrases_csv, plots_html
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,10 @@ PROGRESS_ANALYSED = 0.88
 PROGRESS_WRITTEN = 0.95
 ACTIVITY_FILE = "activity.json"
 REPORT_FILE = "report.md"
+PLOTS_FILE = "plots.html"
+PHRASES_FILE = "phrases.csv"
+FIGURE_HEADINGS = {"activity": "Where the voice is", "waveform": "Waveforms: mixture (grey) and vocals",
+                   "spectrogram": "Spectrograms"}
 
 ProgressFn = Callable[[float, str], None]
 """`progress(fraction 0..1, what is happening)`."""
@@ -274,15 +279,16 @@ class SeparationService:
         (folder / ACTIVITY_FILE).write_text(json.dumps(activity.to_json(), indent=2))
         (folder / REPORT_FILE).write_text(report_markdown(**partial, source_format=audio.source_format,
                                                           warnings=warnings))
+
+        report(PROGRESS_WRITTEN, "Drawing the plots")
+        figures = make_figures(audio.waveform, stems[VOCALS], activity)
         zip_path = make_zip(folder / f"{song_name}_stems.zip", {
             paths[VOCALS].name: paths[VOCALS],
             paths[ACCOMPANIMENT].name: paths[ACCOMPANIMENT],
             ACTIVITY_FILE: folder / ACTIVITY_FILE,
             REPORT_FILE: folder / REPORT_FILE,
+            **write_share_files(folder, song_name, audio.duration_s, activity, figures),
         })
-
-        report(PROGRESS_WRITTEN, "Drawing the plots")
-        figures = make_figures(audio.waveform, stems[VOCALS], activity)
         result = SeparationResult(
             **partial, folder=folder, vocals_path=paths[VOCALS], accompaniment_path=paths[ACCOMPANIMENT], zip_path=zip_path,
             activity_path=folder / ACTIVITY_FILE, report_path=folder / REPORT_FILE, warnings=warnings,
@@ -317,6 +323,17 @@ def make_figures(mixture: np.ndarray, vocals: np.ndarray, activity: VocalActivit
         "spectrogram": spectrogram_figure(mixture, vocals, MODEL_SAMPLE_RATE),
         "activity": activity_figure(activity),
     }
+
+
+def write_share_files(
+    folder: Path, song_name: str, duration_s: float, activity: VocalActivity, figures: dict[str, go.Figure]
+) -> dict[str, Path]:
+    """The plots as one offline web page and the phrases as CSV, in `folder`: `{name in the zip: file}`."""
+    page = plots_html({heading: figures[name] for name, heading in FIGURE_HEADINGS.items()},
+                      title=f"{song_name}: vocals and accompaniment", notes=[share_line(song_name, duration_s, activity)])
+    (folder / PLOTS_FILE).write_text(page, encoding="utf-8")
+    (folder / PHRASES_FILE).write_text(phrases_csv(activity.segments), encoding="utf-8")
+    return {PLOTS_FILE: folder / PLOTS_FILE, PHRASES_FILE: folder / PHRASES_FILE}
 
 
 def _write_outputs(
