@@ -42,7 +42,7 @@ def oracle_separator(mixture: np.ndarray, vocals: np.ndarray, asked: list[tuple[
 
 
 def test_window_starts_a_little_before_the_first_phrase() -> None:
-    assert preview_window(41.3, 212.0) == PreviewWindow(41.3 - LEAD_IN_S, 41.3 - LEAD_IN_S + PREVIEW_S, 41.3)
+    assert preview_window(41.3, 212.0) == PreviewWindow(41.3 - LEAD_IN_S, 41.3 - LEAD_IN_S + PREVIEW_S, 41.3, 212.0)
 
 
 def test_window_stays_inside_the_song() -> None:

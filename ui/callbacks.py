@@ -13,7 +13,14 @@ from typing import Any
 
 import gradio as gr
 
-from ui.service import DEFAULT_FORMAT, OUTPUT_FORMATS, SeparationOptions, SeparationResult, SeparationService
+from ui.service import (
+    DEFAULT_FORMAT,
+    OUTPUT_FORMATS,
+    ProgressFn,
+    SeparationOptions,
+    SeparationResult,
+    SeparationService,
+)
 from ui.text import segment_rows, summary_markdown
 from utils.audio import DEFAULT_BIT_DEPTHS
 from utils.errors import SeparationError
@@ -60,6 +67,21 @@ def bit_depth_choices(output_format: str) -> dict[str, Any]:
     )
 
 
+def options_from_widgets(
+    output_format: str, bit_depth: int | None, overlap: float, clean_up: bool, checkpoint: str
+) -> SeparationOptions:
+    """The settings widgets' values as `SeparationOptions` (empty widgets: the defaults)."""
+    return SeparationOptions(
+        output_format=output_format or DEFAULT_FORMAT, bit_depth=bit_depth, overlap=overlap,
+        clean_up=bool(clean_up), checkpoint=checkpoint or "",
+    )
+
+
+def progress_reporter(progress: gr.Progress | None) -> ProgressFn | None:
+    """`gr.Progress` as the service's `progress(fraction, message)`."""
+    return None if progress is None else (lambda fraction, message: progress(fraction, desc=message))
+
+
 def only_one_input() -> None:
     """Clears the other song input when one receives a file, so it is clear which one is separated."""
     return None
@@ -76,13 +98,9 @@ class Callbacks:
         checkpoint: str, progress: gr.Progress | None = None,
     ) -> SeparationResult:
         """Separate `song` with the given widget values; raises gr.Error with a readable message."""
-        options = SeparationOptions(
-            output_format=output_format or DEFAULT_FORMAT, bit_depth=bit_depth, overlap=overlap,
-            clean_up=bool(clean_up), checkpoint=checkpoint or "",
-        )
-        report = None if progress is None else (lambda fraction, message: progress(fraction, desc=message))
+        options = options_from_widgets(output_format, bit_depth, overlap, clean_up, checkpoint)
         with user_errors():
-            return self.service.separate(song, options, report)
+            return self.service.separate(song, options, progress_reporter(progress))
 
     def separate(
         self,

@@ -7,7 +7,7 @@ voice detector on the mixture is the cheap one; until there is one, `separating_
 from the start, block by block, and stops at the first block where the vocal stem holds a phrase
 (`utils/activity.py`), so a song that starts with the voice costs one block.
 
-    window = preview_window(first_voice_s=41.3, duration_s=212.0)     # PreviewWindow(39.8, 69.8, 41.3)
+    window = preview_window(first_voice_s=41.3, duration_s=212.0)     # PreviewWindow(39.8, 69.8, 41.3, 212.0)
     finder = separating_finder(lambda block: separator.separate(block)["vocals"])
     window = plan_preview(mixture, 44100, finder)
 """
@@ -46,6 +46,7 @@ class PreviewWindow:
     start_s: float
     end_s: float
     first_voice_s: float | None  # None: no voice found, the preview is the song's first PREVIEW_S seconds
+    song_duration_s: float
 
     @property
     def length_s(self) -> float:
@@ -65,7 +66,7 @@ def preview_window(
                          f"{lead_in_s}")
     wanted = 0.0 if first_voice_s is None else first_voice_s - lead_in_s
     start = max(0.0, min(wanted, duration_s - length_s))
-    return PreviewWindow(start, min(duration_s, start + length_s), first_voice_s)
+    return PreviewWindow(start, min(duration_s, start + length_s), first_voice_s, duration_s)
 
 
 def first_voice_in_segments(segments: Sequence[tuple[float, float]]) -> float | None:
