@@ -4,6 +4,8 @@ band apart, see where the voice is, download the stems.
     python app.py                                  # the default model ($BSMAMBA2_CHECKPOINT or the demo)
     python app.py --checkpoint path/or/repo-id --port 7860 --share
 
+It also serves Gradio's MCP server at /gradio_api/mcp/ (tools: the separation and the preview).
+
 This file only builds the page and wires events; the work is in `ui/` (plain functions, tested without a
 browser).
 """
@@ -120,6 +122,15 @@ def build_demo(service: SeparationService) -> gr.Blocks:
         # API-only components: /separate takes one file and returns the two stems and the phrases as JSON.
         with gr.Group(visible=False):
             api_song = gr.File(label="song", type="filepath")
+            # The endpoints' own settings: Gradio describes a Radio with numeric choices as a string, which
+            # MCP clients cannot fill in; these declare numbers as numbers.
+            api_settings = [
+                gr.Dropdown(list(OUTPUT_FORMATS), value=DEFAULT_FORMAT, label="output_format"),
+                gr.Number(DEFAULT_BIT_DEPTH, precision=0, label="bit_depth"),
+                gr.Number(DEFAULT_OVERLAP, label="overlap"),
+                gr.Checkbox(False, label="clean_up"),
+                gr.Textbox("", label="checkpoint"),
+            ]
             api_vocals = gr.File(label="vocals")
             api_accompaniment = gr.File(label="accompaniment")
             api_activity = gr.JSON(label="activity")
@@ -153,13 +164,13 @@ def build_demo(service: SeparationService) -> gr.Blocks:
                          queue=False, api_visibility="private").then(**mix)
         api_trigger.click(
             callbacks.separate_api,
-            inputs=[api_song, *settings],
+            inputs=[api_song, *api_settings],
             outputs=[api_vocals, api_accompaniment, api_activity],
             api_name="separate",
         )
         api_preview_trigger.click(
             listening.preview_api,
-            inputs=[api_song, *settings],
+            inputs=[api_song, *api_settings],
             outputs=[api_vocals, api_accompaniment, api_activity],
             api_name="preview",
         )
