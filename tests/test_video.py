@@ -20,8 +20,12 @@ RATE = 44100
 KINDS = {".mp4": ("libx264", "aac"), ".webm": ("libvpx-vp9", "libopus")}
 
 
-def make_video(path: Path, *, with_sound: bool = True, sound_start_s: float = 0.0) -> Path:
-    """A tiny moving test picture (a bright bar sliding across), with a 440 Hz tone as its sound."""
+def make_video(
+    path: Path, *, with_sound: bool = True, sound_start_s: float = 0.0, frames: int = FRAMES,
+    phrases: list[tuple[float, float]] | None = None,
+) -> Path:
+    """A tiny moving test picture (a bright bar sliding across), `frames` long at FPS, with a 440 Hz tone as
+    its sound: all along, or only during `phrases` `[(start_s, end_s)]`."""
     picture_codec, sound_codec = KINDS.get(path.suffix, ("mpeg4", "mp2"))
     with av.open(str(path), "w") as container:
         picture = container.add_stream(picture_codec, rate=FPS)
@@ -32,16 +36,19 @@ def make_video(path: Path, *, with_sound: bool = True, sound_start_s: float = 0.
             if with_sound else None
         if sound is not None:
             sound.layout = "stereo"
-        for index in range(FRAMES):
+        for index in range(frames):
             image = np.zeros((SIZE[1], SIZE[0], 3), dtype=np.uint8)
-            image[:, 4 * index : 4 * index + 8] = 255
+            image[:, 4 * index % SIZE[0] : 4 * index % SIZE[0] + 8] = 255
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = index
             container.mux(picture.encode(frame))
         container.mux(picture.encode(None))
         if sound is not None:
-            t = np.arange(round(FRAMES / FPS * sound.rate)) / sound.rate
-            tone = np.tile(0.3 * np.sin(2 * np.pi * 440 * t), (2, 1)).astype(np.float32)
+            t = np.arange(round(frames / FPS * sound.rate)) / sound.rate
+            sung = np.ones(t.size, dtype=bool) if phrases is None else np.zeros(t.size, dtype=bool)
+            for start, end in phrases or ():
+                sung |= (t >= start) & (t < end)
+            tone = np.tile(0.3 * np.sin(2 * np.pi * 440 * t) * sung, (2, 1)).astype(np.float32)
             converter = av.AudioResampler(format=sound.codec_context.codec.audio_formats[0], layout="stereo",
                                           rate=sound.rate, frame_size=sound.codec_context.frame_size or None)
             frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="stereo")
