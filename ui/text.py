@@ -38,14 +38,14 @@ def segment_rows(activity: VocalActivity, offset_s: float = 0.0) -> list[list[ob
     ]
 
 
-def share_line(song_name: str, duration_s: float, activity: VocalActivity, offset_s: float = 0.0) -> str:
+def share_line(song_name: str, duration_s: float, activity: VocalActivity) -> str:
     """One plain sentence to paste anywhere: the song, its length and where the voice is."""
     if not activity.segments:
         voice = "no singing found"
     else:
         count = activity.phrase_count
         voice = (f"voice in {100 * activity.voiced_fraction:.0f} % of it, {count} sung "
-                 f"{'phrase' if count == 1 else 'phrases'}, the first at {clock(offset_s + activity.segments[0][0])}")
+                 f"{'phrase' if count == 1 else 'phrases'}, the first at {clock(activity.segments[0][0])}")
     return f"“{song_name}” ({clock(duration_s)}): {voice}. Vocals and accompaniment split with {MODEL_NAME}."
 
 
