@@ -12,7 +12,7 @@ import soundfile as sf
 from test_video import make_video, picture_packets
 
 from ui.callbacks import Callbacks
-from ui.listening import Listening, Playback, phrase_label, remix_label
+from ui.listening import REMIXES_KEPT, Listening, Playback, phrase_label, remix_label
 from ui.listening_callbacks import EXTRA_OUTPUT_COUNT, ListeningCallbacks, preset_levels
 from ui.service import SeparationOptions, SeparationService
 from ui.testing import tiny_service, write_phrased_song
@@ -134,13 +134,25 @@ def test_a_remix_is_made_once_and_needs_no_new_separation(service: SeparationSer
     listening = Listening(service)
     playback = Playback.of(service.separate(song, EXACT))
     first = listening.remix(playback, MixLevels(-3.0, 0.0))
-    written = first.stat().st_mtime_ns
+    written = first.stat().st_ino  # a rewrite would be a new file (write_audio links a finished temporary)
     playback.vocals_path.rename(playback.vocals_path.with_suffix(".gone"))  # the stems stay decoded in memory
     try:
-        assert listening.remix(playback, MixLevels(-3.0, 0.0)).stat().st_mtime_ns == written
+        assert listening.remix(playback, MixLevels(-3.0, 0.0)).stat().st_ino == written
         assert listening.remix(playback, MixLevels(-9.0, 0.0)).is_file()
     finally:
         playback.vocals_path.with_suffix(".gone").rename(playback.vocals_path)
+
+
+def test_only_the_newest_free_remixes_are_kept(service: SeparationService, tmp_path: Path) -> None:
+    song = write_phrased_song(tmp_path / "many mixes.wav", PHRASES, seconds=3.5)
+    listening = Listening(service)
+    playback = Playback.of(service.separate(song, EXACT))
+    karaoke = listening.remix(playback, MixLevels(-40.0, 0.0))
+    made = [listening.remix(playback, MixLevels(-float(level), 0.0)) for level in range(1, REMIXES_KEPT + 3)]
+    assert [path.is_file() for path in made] == [False, False] + [True] * REMIXES_KEPT
+    assert listening.remix(playback, MixLevels(-3.0, 0.0)) == made[2]  # asked again: now the newest
+    listening.remix(playback, MixLevels(-10.0, 0.0))
+    assert made[2].is_file() and not made[3].is_file() and karaoke.is_file()
 
 
 def test_remix_before_any_result_asks_for_one(listening: ListeningCallbacks) -> None:

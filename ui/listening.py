@@ -14,6 +14,7 @@ song's first phrase is remembered for the next preview of the same file.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -54,6 +55,9 @@ PROGRESS_FOUND = 0.4
 # Videos made from a separation, by name: the stem that becomes the sound track.
 VIDEO_STEMS = {"karaoke": "accompaniment", "vocals": VOCALS}
 PREVIEW_SUFFIX = " (preview)"
+# Free-level remixes kept per result (each as large as a stem); older ones are deleted as new ones come.
+REMIXES_KEPT = 4
+REMIX_PREFIX = "remix_"
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def remix_label(levels: MixLevels) -> str:
             return name.replace(" ", "-")
     vocals, band = (f"{level:+.1f}dB" if gain else "mute" for level, gain in
                     zip((levels.vocals_db, levels.accompaniment_db), levels.gains, strict=True))
-    return f"remix_v{vocals}_a{band}"
+    return f"{REMIX_PREFIX}v{vocals}_a{band}"
 
 
 def preview_note(window: PreviewWindow) -> str:
@@ -200,12 +204,14 @@ class Listening:
         """The two stems mixed at `levels`, written once beside them in the result's format."""
         path = playback.folder / f"{playback.song_name}_{remix_label(levels)}{output_extension(playback.output_format)}"
         if path.is_file():
+            os.utime(path)  # asked for again: the newest, so the last to be pruned
             return path
         vocals, accompaniment, rate = self._decoded_stems(playback)
         try:
             write_audio(path, remix(vocals, accompaniment, levels), rate, playback.output_format, playback.bit_depth)
         except FileExistsError:  # the same mix, written by a request running at the same time
             pass
+        _prune_remixes(playback, keep=path)
         return path
 
     def _decoded_stems(self, playback: Playback) -> tuple[np.ndarray, np.ndarray, int]:
@@ -241,6 +247,15 @@ class Listening:
                 os.replace(partial, path)
             made[name] = path
         return made
+
+
+def _prune_remixes(playback: Playback, keep: Path) -> None:
+    """Delete all but the `REMIXES_KEPT` newest free-level remixes of a result (presets stay)."""
+    remixes = sorted(playback.folder.glob(f"{glob.escape(playback.song_name)}_{REMIX_PREFIX}*"),
+                     key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    for old in remixes[REMIXES_KEPT:]:
+        if old != keep:
+            old.unlink(missing_ok=True)
 
 
 def _write_excerpt(
