@@ -189,10 +189,10 @@ def test_preview_uses_a_voice_detector_when_given_one_and_remembers_the_window(
         return 2.0
 
     listening = Listening(service, voice_finder=detector, preview_s=1.0)
-    _, window = listening.preview(song, EXACT)
-    _, again = listening.preview(song, EXACT)
+    first, window = listening.preview(song, EXACT)
+    repeat, again = listening.preview(song, EXACT)
     assert (window.start_s, window.end_s) == (2.0 - LEAD_IN_S, 3.0 - LEAD_IN_S) and again == window
-    assert len(calls) == 1
+    assert len(calls) == 1 and repeat.from_cache and repeat.vocals_path == first.vocals_path
 
 
 def test_preview_button_marks_the_result_as_a_preview(listening: ListeningCallbacks, song: Path) -> None:

@@ -14,6 +14,7 @@ song's first phrase is remembered for the next preview of the same file.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import logging
@@ -32,6 +33,7 @@ from model.pretrained import LoadedModel
 from model.separator import VOCALS, SeparationSettings
 from ui.service import (
     ProgressFn,
+    ResultCache,
     SeparationOptions,
     SeparationResult,
     SeparationService,
@@ -137,6 +139,9 @@ class Listening:
         self.voice_finder = voice_finder
         self.preview_s = preview_s
         self._windows: OrderedDict[str, PreviewWindow] = OrderedDict()
+        # Finished previews by upload, not by excerpt: a float WAV excerpt is never the same bytes twice
+        # (libsndfile stamps the time into its PEAK chunk), so the service's cache cannot recognise it.
+        self._previews = ResultCache(service.config.result_cache_size)
         self._stems: tuple[tuple[Path, Path], tuple[np.ndarray, np.ndarray, int]] | None = None
         self._lock = threading.Lock()
 
@@ -156,11 +161,16 @@ class Listening:
         loaded = self.service.model_for(options.checkpoint)
         song_path = Path(song_path)
         check_sound_track(song_path)
-        report(0.0, "Reading the file")
-        audio = load_audio(song_path, max_duration_s=self.service.config.max_duration_s)
-        key = json.dumps([file_sha256(song_path), loaded.source, self.service.config.chunk_seconds])
+        content = file_sha256(song_path)
+        key = json.dumps([content, loaded.source, self.service.config.chunk_seconds, self.preview_s])
+        result_key = json.dumps([key, song_path.stem, dataclasses.asdict(options)])
         with self._lock:
             window = self._windows.get(key)
+        if window is not None and (hit := self._previews.get(result_key)) is not None:
+            report(1.0, "Done (same file and settings as before)")
+            return dataclasses.replace(hit, from_cache=True), window
+        report(0.0, "Reading the file")
+        audio = load_audio(song_path, max_duration_s=self.service.config.max_duration_s)
         if window is None:
             report(PROGRESS_DECODED, "Listening for the voice")
             finder = self.voice_finder or self._separating_finder(loaded, audio.waveform.shape[1], report)
@@ -182,6 +192,7 @@ class Listening:
             )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        self._previews.put(result_key, result)
         return result, window
 
     def _separating_finder(self, loaded: LoadedModel, total_samples: int, report: ProgressFn) -> VoiceFinder:
