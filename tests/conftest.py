@@ -62,6 +62,23 @@ def write_test_song(
     return path
 
 
+def write_phrased_song(
+    path: Path, phrases: list[tuple[float, float]], seconds: float, sample_rate: int = SAMPLE_RATE
+) -> Path:
+    """A stereo 'voice' tone during `phrases` `[(start_s, end_s)]` and silence elsewhere, as 16-bit PCM.
+
+    Even the random test model keeps silence silent, so these phrases are the ones the app finds (give or
+    take half an activity frame).
+    """
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    sung = np.zeros(t.size, dtype=bool)
+    for start, end in phrases:
+        sung |= (t >= start) & (t < end)
+    mono = 0.4 * np.sin(2 * np.pi * VOICE_HZ * t) * sung
+    sf.write(path, np.repeat(mono[:, None], 2, axis=1).astype(np.float32), sample_rate, subtype="PCM_16")
+    return path
+
+
 @pytest.fixture(scope="session")
 def official_fixture() -> Path:
     path = official_fixture_path()

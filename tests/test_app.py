@@ -78,9 +78,14 @@ def test_zip_holds_both_stems_activity_and_report(service: SeparationService, so
         names = set(archive.namelist())
         activity = json.loads(archive.read("activity.json"))
         report = archive.read("report.md").decode()
-    assert names == {"My Song (demo)_vocals.wav", "My Song (demo)_accompaniment.wav", "activity.json", "report.md"}
+        page = archive.read("plots.html").decode()
+        phrases = archive.read("phrases.csv").decode().splitlines()
+    assert names == {"My Song (demo)_vocals.wav", "My Song (demo)_accompaniment.wav", "activity.json", "report.md",
+                     "plots.html", "phrases.csv"}
     assert activity["segments"] == [[round(s, 3), round(e, 3)] for s, e in result.activity.segments]
     assert "## Sung phrases" in report and "tiny random test model" in report
+    assert page.count("Plotly.newPlot(") == 3 and "“My Song (demo)” (0:02.0)" in page
+    assert phrases[0] == "phrase,start_s,end_s,length_s" and len(phrases) == 1 + result.activity.phrase_count
 
 
 def test_repeat_request_is_served_from_the_cache(song: Path) -> None:

@@ -50,7 +50,7 @@ def separate(client: Client, song: Path) -> tuple[str, str, dict]:
 
 def test_api_lists_the_separate_endpoint(client: Client) -> None:
     api = client.view_api(print_info=False, return_format="dict")
-    assert "/separate" in api["named_endpoints"]
+    assert {"/separate", "/preview"} <= set(api["named_endpoints"])
     assert "/separate_ui" not in api["named_endpoints"]  # the page's own event stays out of the docs
 
 
@@ -79,7 +79,15 @@ def test_bad_file_gives_a_clear_error_and_the_server_keeps_working(client: Clien
 def test_page_event_returns_players_downloads_and_plots(client: Client, tmp_path: Path) -> None:
     song = write_test_song(tmp_path / "page.wav", seconds=1.0)
     outputs = client.predict(None, handle_file(str(song)), *SETTINGS, api_name="/separate_ui")
-    vocals, accompaniment, _, _, zip_path, summary, table, waveform, spectrogram, activity = outputs
+    vocals, accompaniment, _, _, zip_path, summary, table, waveform, spectrogram, activity = outputs[:10]
     assert sf.info(vocals).frames == TEST_SAMPLE_RATE and Path(zip_path).suffix == ".zip"
     assert "Voice in" in summary and table["headers"] == ["#", "start", "end", "length"]
     assert all(plot is not None for plot in (waveform, spectrogram, activity))
+
+
+def test_preview_returns_an_excerpt_and_where_it_lies(client: Client, tmp_path: Path) -> None:
+    song = write_test_song(tmp_path / "preview.wav")
+    vocals, accompaniment, activity = client.predict(handle_file(str(song)), *SETTINGS, api_name="/preview")
+    assert vocals.endswith("preview (preview)_vocals.wav") and sf.info(accompaniment).frames > 0
+    assert set(activity["preview"]) == {"start_s", "end_s", "first_voice_s"}
+    assert activity["preview"]["end_s"] == TEST_SONG_SECONDS  # a 2-s song is previewed whole

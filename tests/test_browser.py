@@ -1,4 +1,5 @@
-"""The real page in headless Chromium: upload, separate, listen, look, download the zip, take a screenshot.
+"""The real page in headless Chromium: upload, separate, listen, look, download the zip; upload a video, jump
+to a phrase, play the karaoke remix, download the karaoke video, take a screenshot.
 
 Needs the `playwright` Python package and a Chromium at /usr/bin/chromium (Debian's `chromium`; Playwright's
 own browser download is not used). Run with `pytest -m browser`.
@@ -16,6 +17,7 @@ import pytest
 
 import app
 from conftest import tiny_service, write_test_song
+from test_video import make_video, picture_packets
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -43,7 +45,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app_url() -> Iterator[str]:
-    service = tiny_service()
+    service = tiny_service(voice_detector="level")
     demo = app.build_demo(service)
     app.launch(demo, service, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                quiet=True)
@@ -96,11 +98,51 @@ def test_upload_separate_listen_download(page, tmp_path: Path) -> None:
     with zipfile.ZipFile(saved) as archive:
         assert {"activity.json", "report.md"} <= set(archive.namelist())
 
-    page.wait_for_timeout(500)  # let the plots finish their transitions
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
-
     # Every curve is drawn along the song, not collapsed into one point off the chart.
     for plot in ("#activity-plot", "#waveform-plot"):
         path = page.locator(f"{plot} path.js-line").first.get_attribute("d")
         assert path.count("L") > 10, f"{plot}: the curve is not drawn ({path[:40]!r})"
+
+
+def test_video_phrase_jump_karaoke_remix_and_video_download(page, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)
+    clip = make_video(tmp_path / "phrased clip.mp4", frames=40, phrases=[(0.5, 1.5), (2.5, 3.5)])
+    page.locator("#file-input input[type=file]").set_input_files(str(clip))
+    expect(page.locator("#file-input")).to_contain_text("phrased clip")
+    page.locator("#separate-button").click()
+    expect(page.locator("#summary li").first).to_contain_text("Voice in", timeout=SEPARATION_TIMEOUT_MS)
+    expect(page.locator("#phrase-label")).to_contain_text("Phrase 1 of 2")
+
+    # The second row of the phrase table: both stem players move to 0:02.4.
+    for player in ("#vocals-player", "#accompaniment-player"):
+        expect(page.locator(f"{player} #time")).to_have_text("0:00")
+    page.locator("#segments").get_by_text("0:02.4").click()
+    expect(page.locator("#phrase-label")).to_contain_text("Phrase 2 of 2 · 0:02.4")
+    for player in ("#vocals-player", "#accompaniment-player"):
+        expect(page.locator(f"{player} #time")).to_have_text("0:02")
+    page.locator("#previous-phrase").click()
+    expect(page.locator("#vocals-player #time")).to_have_text("0:00")
+
+    # The karaoke preset renders the remix from the stems, and it plays.
+    page.locator("#preset-karaoke").click()
+    expect(page.locator('#remix-player a[href*="_karaoke.flac"]').first).to_be_attached()
+    expect(page.locator("#vocals-level input[type=number]")).to_have_value("-40")
+    page.locator("#remix-player .play-pause-button").click()
+    expect(page.locator("#remix-player #time")).not_to_have_text("0:00", timeout=PAGE_TIMEOUT_MS)
+    page.locator("#remix-player .play-pause-button").click()
+
+    # The karaoke video: the upload's picture, packet for packet.
+    expect(page.locator("#karaoke-video video")).to_be_attached()
+    with page.expect_download() as download_info:
+        page.locator("#karaoke-video [data-testid=download-link], #karaoke-video a[download]").first.click()
+    saved = tmp_path / download_info.value.suggested_filename
+    download_info.value.save_as(saved)
+    assert saved.name == "phrased clip_karaoke.mp4"
+    assert [data for data, _, _ in picture_packets(saved)] == [data for data, _, _ in picture_packets(clip)]
+
+    page.locator("#segments").get_by_text("0:02.4").click()  # the screenshot shows a phrase selected
+    page.wait_for_timeout(500)  # let the plots finish their transitions
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)

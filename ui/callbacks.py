@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from model.inference.pipeline import ProgressFn
 from ui.results import DEFAULT_FORMAT, SeparationOptions, SeparationResult
 from ui.service import SeparationService
 from ui.text import segment_rows, summary_markdown
@@ -59,6 +60,21 @@ def bit_depth_choices(output_format: str) -> dict[str, Any]:
     )
 
 
+def options_from_widgets(
+    output_format: str, bit_depth: int | None, overlap: float, clean_up: bool, checkpoint: str
+) -> SeparationOptions:
+    """The settings widgets' values as `SeparationOptions` (empty widgets: the defaults)."""
+    return SeparationOptions(
+        output_format=output_format or DEFAULT_FORMAT, bit_depth=bit_depth, overlap=overlap,
+        clean_up=bool(clean_up), checkpoint=checkpoint or "",
+    )
+
+
+def progress_reporter(progress: gr.Progress | None) -> ProgressFn | None:
+    """`gr.Progress` as the service's `progress(fraction, message)`."""
+    return None if progress is None else (lambda fraction, message: progress(fraction, desc=message))
+
+
 def only_one_input() -> None:
     """Clears the other song input when one receives a file, so it is clear which one is separated."""
     return None
@@ -75,13 +91,9 @@ class Callbacks:
         checkpoint: str, progress: gr.Progress | None = None,
     ) -> SeparationResult:
         """Separate `song` with the given widget values; raises gr.Error with a readable message."""
-        options = SeparationOptions(
-            output_format=output_format or DEFAULT_FORMAT, bit_depth=bit_depth, overlap=overlap,
-            clean_up=bool(clean_up), checkpoint=checkpoint or "",
-        )
-        report = None if progress is None else (lambda fraction, message: progress(fraction, desc=message))
+        options = options_from_widgets(output_format, bit_depth, overlap, clean_up, checkpoint)
         with user_errors():
-            return self.service.separate(song, options, report)
+            return self.service.separate(song, options, progress_reporter(progress))
 
     def separate(
         self,
@@ -96,20 +108,7 @@ class Callbacks:
     ) -> tuple:
         """The Separate button: players, downloads, summary, phrase table and the three plots."""
         song = pick_input(recorded_or_uploaded, any_file)
-        result = self.run(song, output_format, bit_depth, overlap, clean_up, checkpoint, progress)
-        vocals, accompaniment = str(result.vocals_path), str(result.accompaniment_path)
-        return (
-            vocals,
-            accompaniment,
-            vocals,
-            accompaniment,
-            str(result.zip_path),
-            summary_markdown(result),
-            segment_rows(result.activity),
-            result.figures["waveform"],
-            result.figures["spectrogram"],
-            result.figures["activity"],
-        )
+        return page_outputs(self.run(song, output_format, bit_depth, overlap, clean_up, checkpoint, progress))
 
     def separate_api(
         self,
@@ -121,10 +120,44 @@ class Callbacks:
         checkpoint: str,
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[str, str, dict]:
-        """The `/separate` endpoint: vocals file, accompaniment file, and phrases + summary as JSON."""
+        """Separate a song into its vocals and its accompaniment (BSMamba2), and find where the voice sings.
+
+        Args:
+            song: the song, an audio or video file (WAV, FLAC, MP3, OGG, M4A, MP4, WebM, MKV…), as a URL.
+            output_format: format of the stems: "flac" (default), "wav" or "mp3".
+            bit_depth: bits per sample of WAV (16, 24 or 32) or FLAC (16 or 24); ignored for MP3.
+            overlap: chunk overlap, 0.0, 0.25 (default) or 0.5; more overlap hides chunk seams but is slower.
+            clean_up: true to turn the vocals down between sung phrases (removes faint bleed).
+            checkpoint: leave empty for the app's model.
+
+        Returns:
+            The vocals file (URL), the accompaniment file (URL), and JSON with the sung phrases as
+            [start, end] pairs in seconds ("segments"), a "summary" (voiced percent, phrase count, longest
+            silence), the song's duration and how it was separated.
+        """
         song = pick_input(None, song)
         result = self.run(song, output_format, bit_depth, overlap, clean_up, checkpoint, progress)
         return str(result.vocals_path), str(result.accompaniment_path), result.api_payload()
+
+
+def page_outputs(result: SeparationResult, offset_s: float = 0.0) -> tuple:
+    """What the page shows of a result: two players, three downloads, summary, phrase table, three plots.
+
+    `offset_s` places the phrases of a preview at their time in the song.
+    """
+    vocals, accompaniment = str(result.vocals_path), str(result.accompaniment_path)
+    return (
+        vocals,
+        accompaniment,
+        vocals,
+        accompaniment,
+        str(result.zip_path),
+        summary_markdown(result),
+        segment_rows(result.activity, offset_s),
+        result.figures["waveform"],
+        result.figures["spectrogram"],
+        result.figures["activity"],
+    )
 
 
 def existing_examples(folder: Path) -> list[list[str]]:

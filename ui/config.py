@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.inference.pipeline import LEARNED_DETECTOR
 from model.inference.separator import OFFICIAL_CHUNK_SECONDS
 from model.precision import AUTO, PRECISIONS
 
@@ -42,6 +43,7 @@ class AppConfig:
     result_cache_size: int = RESULT_CACHE_SIZE
     chunk_seconds: float = OFFICIAL_CHUNK_SECONDS  # tests use shorter chunks to stay fast
     precision: str = AUTO  # see SeparationSettings; "fp32" is the reference, "bf16" the CPU fast path
+    voice_detector: str = LEARNED_DETECTOR  # who finds the phrases (model.inference.pipeline.VOICE_DETECTORS)
 
     @property
     def max_duration_s(self) -> float:

@@ -30,7 +30,7 @@ from model.inference.separator import ACCOMPANIMENT, VOCALS, SeparationSettings,
 from model.weights.pretrained import LoadedModel, load_model
 from ui.config import AppConfig
 from ui.results import SeparationOptions, SeparationResult, SettingsError
-from ui.text import report_markdown
+from ui.text import report_markdown, share_line
 from ui.zerogpu import gpu_seconds, gpu_task
 from utils.activity import VocalActivity
 from utils.audio import announced_duration_s, make_zip, output_extension
@@ -38,6 +38,7 @@ from utils.cleanup import GateSettings
 from utils.errors import CheckpointError
 from utils.files import file_sha256, safe_name
 from utils.plots import activity_figure, sketch_spectrogram_figure, sketch_waveform_figure
+from utils.share import phrases_csv, plots_html
 from utils.sketch import SongSketch
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ logger = logging.getLogger(__name__)
 EXTRA_MODELS_KEPT = 1
 ACTIVITY_FILE = "activity.json"
 REPORT_FILE = "report.md"
+PLOTS_FILE = "plots.html"
+PHRASES_FILE = "phrases.csv"
+FIGURE_HEADINGS = {"activity": "Where the voice is", "waveform": "Waveforms: mixture (grey) and vocals",
+                   "spectrogram": "Spectrograms"}
 
 
 class ResultCache:
@@ -154,6 +159,7 @@ class SeparationService:
             output=OutputSettings(options.output_format, options.bit_depth),
             clean_up=GateSettings() if options.clean_up else None,
             max_duration_s=self.config.max_duration_s,
+            voice_detector=self.config.voice_detector,
             sketch=True,
         )
         try:
@@ -176,7 +182,8 @@ class SeparationService:
         result.report_path.write_text(report_markdown(result))
         make_zip(result.zip_path, {
             path.name: path for path in (result.vocals_path, result.accompaniment_path)
-        } | {ACTIVITY_FILE: result.activity_path, REPORT_FILE: result.report_path})
+        } | {ACTIVITY_FILE: result.activity_path, REPORT_FILE: result.report_path}
+          | write_share_files(folder, song_name, result.duration_s, result.activity, result.figures))
         self.cache.put(key, result)
         report(1.0, "Done")
         logger.info("separated %s (%.1f s) in %.2f s on %s", song_path.name, result.duration_s,
@@ -210,6 +217,17 @@ def make_figures(sketch: SongSketch, activity: VocalActivity) -> dict[str, go.Fi
         "spectrogram": sketch_spectrogram_figure(sketch),
         "activity": activity_figure(activity),
     }
+
+
+def write_share_files(
+    folder: Path, song_name: str, duration_s: float, activity: VocalActivity, figures: dict[str, go.Figure]
+) -> dict[str, Path]:
+    """The plots as one offline web page and the phrases as CSV, in `folder`: `{name in the zip: file}`."""
+    page = plots_html({heading: figures[name] for name, heading in FIGURE_HEADINGS.items()},
+                      title=f"{song_name}: vocals and accompaniment", notes=[share_line(song_name, duration_s, activity)])
+    (folder / PLOTS_FILE).write_text(page, encoding="utf-8")
+    (folder / PHRASES_FILE).write_text(phrases_csv(activity.segments), encoding="utf-8")
+    return {PLOTS_FILE: folder / PLOTS_FILE, PHRASES_FILE: folder / PHRASES_FILE}
 
 
 def cache_key(song_path: Path, song_name: str, options: SeparationOptions, model_source: str) -> str:

@@ -9,6 +9,7 @@ from ui.results import SeparationResult
 from utils.activity import VocalActivity
 
 SEGMENT_HEADERS = ["#", "start", "end", "length"]
+MODEL_NAME = "BSMamba2"
 DEMO_KIND = "bundled demo"
 DEMO_WARNING = (
     "**This is the demo model, trained on synthetic songs only.** It shows how the app works; expect rough "
@@ -23,12 +24,26 @@ def clock(seconds: float) -> str:
     return f"{minutes}:{tenths // 10:02d}.{tenths % 10}"
 
 
-def segment_rows(activity: VocalActivity) -> list[list[object]]:
-    """One row per sung phrase: number, start, end (m:ss.s) and length in seconds."""
+def segment_rows(activity: VocalActivity, offset_s: float = 0.0) -> list[list[object]]:
+    """One row per sung phrase: number, start, end (m:ss.s) and length in seconds.
+
+    `offset_s` is added to the times: a preview's phrases are shown at their place in the song.
+    """
     return [
-        [index, clock(start), clock(end), f"{end - start:.1f} s"]
+        [index, clock(offset_s + start), clock(offset_s + end), f"{end - start:.1f} s"]
         for index, (start, end) in enumerate(activity.segments, start=1)
     ]
+
+
+def share_line(song_name: str, duration_s: float, activity: VocalActivity) -> str:
+    """One plain sentence to paste anywhere: the song, its length and where the voice is."""
+    if not activity.segments:
+        voice = "no singing found"
+    else:
+        count = activity.phrase_count
+        voice = (f"voice in {100 * activity.voiced_fraction:.0f} % of it, {count} sung "
+                 f"{'phrase' if count == 1 else 'phrases'}, the first at {clock(activity.segments[0][0])}")
+    return f"“{song_name}” ({clock(duration_s)}): {voice}. Vocals and accompaniment split with {MODEL_NAME}."
 
 
 def summary_markdown(result: SeparationResult) -> str:
@@ -47,6 +62,7 @@ def summary_markdown(result: SeparationResult) -> str:
     if result.from_cache:
         lines.append("- Shown from the cache: this file was separated with the same settings a moment ago")
     lines.extend(f"- ⚠️ {warning}" for warning in result.warnings)
+    lines.append(f"\n*To share:* {share_line(result.song_name, result.duration_s, result.activity)}")
     return "\n".join(lines)
 
 

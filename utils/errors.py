@@ -29,3 +29,7 @@ class AudioTooLongError(SeparationError):
 
 class CheckpointError(SeparationError):
     """Model weights are missing, malformed, unsafe, or do not match the architecture."""
+
+
+class NoSoundTrackError(AudioDecodeError):
+    """The upload is a video without any sound to separate."""
