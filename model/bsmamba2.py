@@ -1,6 +1,6 @@
 """BSMamba2: band-split, dual-path bidirectional Mamba2 (Kim & Choi, "Mamba2 Meets Silence", 2025).
 
-A reimplementation of the official `BSModel` with `module_type="mamba2"` (spec §2), with the official
+A reimplementation of the official `BSModel` with `module_type="mamba2"` (official-model.md §2), with the official
 parameter names so that the released checkpoint loads with `strict=True`:
 
     complex STFT (b, c, f, t) ─ pack ─► (b, t, 4100) ─ band split ─► (b, t, k=62, d)
@@ -27,12 +27,12 @@ __all__ = ["BSMamba2Config", "BSMamba2", "DEFAULT_FREQS_PER_BANDS", "PRESETS"]
 DEFAULT_FREQS_PER_BANDS: tuple[int, ...] = (
     (2,) * 24 + (4,) * 12 + (12,) * 8 + (24,) * 8 + (48,) * 8 + (128, 129)
 )
-"""STFT bins per band, low to high (spec §2.2, the official `DEFAULT_FREQS_PER_BANDS`; 62 bands, 1025 bins)."""
+"""STFT bins per band, low to high (official-model.md §2.2, the official `DEFAULT_FREQS_PER_BANDS`; 62 bands, 1025 bins)."""
 
 MASK_HIDDEN_FACTOR = 4
-"""Hidden width of each band's mask MLP, as a multiple of `dim` (spec §2.7)."""
+"""Hidden width of each band's mask MLP, as a multiple of `dim` (official-model.md §2.7)."""
 
-COMPLEX_PARTS = 2  # real, imaginary: the fastest axis of a band's features (spec §2.1)
+COMPLEX_PARTS = 2  # real, imaginary: the fastest axis of a band's features (official-model.md §2.1)
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class BSMamba2Config:
 
 
 class BandRMSNorm(nn.Module):
-    """BS-RoFormer's RMSNorm: `x / max(‖x‖₂, 1e-12) · √dim · γ` (spec §2.2; no eps inside a root)."""
+    """BS-RoFormer's RMSNorm: `x / max(‖x‖₂, 1e-12) · √dim · γ` (official-model.md §2.2; no eps inside a root)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -118,7 +118,7 @@ def _mlp(dim_in: int, dim_hidden: int, dim_out: int, depth: int) -> nn.Sequentia
 
 
 class MaskEstimator(nn.Module):
-    """`(b, t, bands, dim)` → `(b, t, Σ widths)`: per band, MLP to 2·width then GLU (spec §2.7)."""
+    """`(b, t, bands, dim)` → `(b, t, Σ widths)`: per band, MLP to 2·width then GLU (official-model.md §2.7)."""
 
     def __init__(self, dim: int, band_widths: tuple[int, ...], depth: int) -> None:
         super().__init__()
@@ -134,7 +134,7 @@ class MaskEstimator(nn.Module):
 
 
 class MambaBlockLayer(nn.Module):
-    """mamba_ssm's `Block` with no MLP: pre-norm then mixer, returning `mixer(norm(u))` (spec §2.4)."""
+    """mamba_ssm's `Block` with no MLP: pre-norm then mixer, returning `mixer(norm(u))` (official-model.md §2.4)."""
 
     def __init__(self, dim: int, config: BSMamba2Config) -> None:
         super().__init__()
@@ -157,7 +157,7 @@ class BidirectionalMamba(nn.Module):
     """The official `MambaBlock`: `(n, l, dim)` → `(n, l, dim)`.
 
     `f = u + fwd(u)`, `g = flip(v + bwd(v))` with `v = flip(u)`, then a kernel-1 ConvTranspose1d merges
-    `[f, g]` back to `dim`, plus `u` once more (spec §2.4: the input is added twice in total).
+    `[f, g]` back to `dim`, plus `u` once more (official-model.md §2.4: the input is added twice in total).
 
     `block_elements` (None: off) makes inference without autograd run the sequences in blocks of about that
     many (step × d_inner) activations: a speed knob for CPUs (caches, memory reuse), set by the code that runs
@@ -222,11 +222,17 @@ class BSMamba2(
         )
 
     def forward(self, spec: Tensor) -> Tensor:
-        """`(batch, channels, freq, frames)` complex → `(batch, stems, channels, freq, frames)` complex."""
+        """`(batch, channels, freq, frames)` complex → `(batch, stems, channels, freq, frames)` complex.
+
+        Axes in the rearrange patterns below:
+            b - batch            c - audio channel (2 for stereo)    f - STFT bin (1025)
+            t - frame (time)     p - real/imaginary part             q - (bin, channel) pairs, f·c
+            k - band (62)        d - feature (dim)                   n - stem
+        """
         channels = self.config.audio_channels
         if spec.shape[1] != channels or spec.shape[2] != N_FFT // 2 + 1:
             raise ValueError(f"expected (batch, {channels}, {N_FFT // 2 + 1}, frames), got {tuple(spec.shape)}")
-        # Frequency outer, channel inner, (real, imag) fastest: feature index (f·C + c)·2 + p (spec §2.1).
+        # Frequency outer, channel inner, (real, imag) fastest: feature index (f·C + c)·2 + p (official-model.md §2.1).
         stft_repr = rearrange(torch.view_as_real(spec), "b c f t p -> b (f c) t p")
         x = self.band_split(rearrange(stft_repr, "b q t p -> b t (q p)"))
 

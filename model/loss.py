@@ -1,4 +1,4 @@
-"""The official training loss (spec §8): time-domain L1 plus a 5-resolution complex STFT L1.
+"""The official training loss (official-model.md §8): time-domain L1 plus a 5-resolution complex STFT L1.
 
     loss = 10 · mean|ŷ − y| + Σ_r mean|S_r(ŷ) − S_r(y)|
 

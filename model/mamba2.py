@@ -4,12 +4,11 @@ Everything here is plain PyTorch and runs anywhere; mamba_ssm is never imported 
 without its compiled CUDA extension). The scan goes through a small backend registry, the seam where a CUDA
 kernel can plug in: `register_scan_backend("name", fn)` with `fn` shaped like `model.ssd.ssd_scan`.
 
-Math: spec §2.5-2.6 (mamba_ssm 2.2.2 `modules/mamba2.py`, unfused path, checked against the fused one).
+Math: official-model.md §2.5-2.6 (mamba_ssm 2.2.2 `modules/mamba2.py`, unfused path, checked against the fused one).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,9 +30,8 @@ __all__ = [
     "ScanBackend",
 ]
 
-log = logging.getLogger(__name__)
 
-# mamba_ssm 2.2.2 `Mamba2.__init__` defaults (spec §2.5).
+# mamba_ssm 2.2.2 `Mamba2.__init__` defaults (official-model.md §2.5).
 D_STATE = 128
 D_CONV = 4
 EXPAND = 2  # the library default; BSMamba2 passes expand=4

@@ -41,7 +41,7 @@ PRECISIONS: dict[str, torch.dtype] = {FP32: torch.float32, BF16: torch.bfloat16,
 """Every precision by name, with the dtype its products run in."""
 
 CUDA_AUTO_PRECISION = FP16
-"""The official `inference.py`/`evaluate.py` run under `torch.cuda.amp.autocast()`: float16 (spec §2.8)."""
+"""The official `inference.py`/`evaluate.py` run under `torch.cuda.amp.autocast()`: float16 (official-model.md §2.8)."""
 
 CPUINFO = Path("/proc/cpuinfo")
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})

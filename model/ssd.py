@@ -1,7 +1,7 @@
 """The Mamba2 state-space scan ("SSD") in plain PyTorch.
 
 `ssd_scan` has the signature and semantics of mamba_ssm's `mamba_chunk_scan_combined`, so a CUDA kernel can
-stand in for it without the callers noticing. It evaluates the selective recurrence of spec §2.6 step 5,
+stand in for it without the callers noticing. It evaluates the selective recurrence of official-model.md §2.6 step 5,
 
     S_t = exp(dt_t · A) · S_{t-1} + dt_t · x_t ⊗ B_t,      y_t = S_t · C_t + D · x_t,
 

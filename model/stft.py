@@ -1,4 +1,4 @@
-"""The STFT pair of the official featurizer (spec §1), with `torch.stft`/`torch.istft` only.
+"""The STFT pair of the official featurizer (official-model.md §1), with `torch.stft`/`torch.istft` only.
 
 torchaudio's `Spectrogram(n_fft=2048, win_length=2048, hop_length=441, power=None)` and its inverse are thin
 wrappers over these calls: periodic Hann window, centred with reflect padding, no normalisation, one-sided.

@@ -10,7 +10,7 @@
     python scripts/evaluate.py --data /data/musdb18hq/test --checkpoint checkpoints/bsmamba2-official
     python scripts/evaluate.py --generated 30 --checkpoint checkpoints/bsmamba2-demo
 
-Per track with voice: cSDR (BSS Eval v4 on 1-s windows, NaN-ignoring median; spec §6), uSDR (MDX utterance
+Per track with voice: cSDR (BSS Eval v4 on 1-s windows, NaN-ignoring median; official-model.md §6), uSDR (MDX utterance
 SDR), and the level of the estimated vocals where the true vocals are silent (`bleed_db`, dB re the mixture
 there; lower is better). Per instrumental (true vocals silent, or `--instrumentals` audio without stems): the
 level of the vocal stem the model invents (`invented_db`, dB re the input, whole track). Each is reported for

@@ -1,4 +1,4 @@
-"""Train BSMamba2 with the official recipe (spec §8) on MUSDB18-HQ or on generated songs.
+"""Train BSMamba2 with the official recipe (official-model.md §8) on MUSDB18-HQ or on generated songs.
 
     # the paper's model on MUSDB18-HQ (a GPU; official: 2 GPUs x batch 5 x accumulation 6)
     python scripts/train.py --train /data/musdb18hq/train --valid /data/musdb18hq/valid --run runs/bsmamba2
@@ -143,7 +143,7 @@ def train(args: argparse.Namespace) -> None:
                 record["valid_usdr_ema"] = validate(ema.module, valid_mix, valid_voc, device)
                 provenance = {
                     "summary": "Trained by this project on synthetic songs; not the paper's weights.",
-                    "recipe": f"official BSMamba2 recipe (spec §8); lr {args.lr}, EMA {args.ema_decay}, "
+                    "recipe": f"official BSMamba2 recipe (official-model.md §8); lr {args.lr}, EMA {args.ema_decay}, "
                     f"batch {args.batch_size} x {args.accumulate}; EMA weights",
                     "train_data": str(args.train),
                     "steps": step,

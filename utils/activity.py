@@ -4,7 +4,7 @@ The paper's subject is sparse vocals, so the app shows when the voice sings. Fro
 `(channels, samples)` we compute a level curve (frame RMS in dBFS, the loudest channel per frame), decide
 vocal/no-vocal with hysteresis, bridge short gaps, drop short blips and return phrases `[(start_s, end_s)]`.
 
-The loudness rule borrows from the official source-activity detection (spec §7), which selects training
+The loudness rule borrows from the official source-activity detection (official-model.md §7), which selects training
 windows where at least 6 of 10 pieces of 0.8 s are louder than `gamma = 1e-3` (−60 dBFS). That absolute floor
 stays the lowest level we ever call voice. The official adaptive part, a 15 % quantile per window, sits at the
 quiet end of the window: right for keeping training windows with any sound, wrong for a separated stem whose
@@ -27,7 +27,7 @@ from einops import rearrange
 
 logger = logging.getLogger(__name__)
 
-# Official SAD (spec §7, `src/conf/sad/default.yaml`): a piece counts as sound above RMS gamma = 1e-3.
+# Official SAD (official-model.md §7, `src/conf/sad/default.yaml`): a piece counts as sound above RMS gamma = 1e-3.
 OFFICIAL_GAMMA = 1e-3
 # Lowest level that can ever switch the voice on: the official gamma in dBFS (−60).
 ABSOLUTE_FLOOR_DB = 20.0 * math.log10(OFFICIAL_GAMMA)

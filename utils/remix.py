@@ -1,4 +1,4 @@
-"""Training data as the official recipe makes it (spec §7-8): salient segments and random remixes.
+"""Training data as the official recipe makes it (official-model.md §7-8): salient segments and random remixes.
 
 A dataset is a folder of tracks in MUSDB18-HQ layout (`<track>/vocals.wav`, `drums.wav`, `bass.wav`,
 `other.wav`); the synthetic generator (`utils.synth`) writes the same layout. For each stem, source-activity
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 STEMS = ("vocals", "drums", "bass", "other")
 TARGET = "vocals"
 
-# Source-activity detection, `src/conf/sad/default.yaml` (spec §7).
+# Source-activity detection, `src/conf/sad/default.yaml` (official-model.md §7).
 SAD_PIECES = 10
 SAD_EPS = 1e-5  # exact-zero piece RMS replaced by this
 SAD_GAMMA = 1e-3  # the threshold never goes below this (-60 dBFS)
@@ -29,13 +29,13 @@ SAD_QUANTILE = 0.15
 SAD_SALIENT_FRACTION = 0.5  # more than half of the pieces above the threshold, in every channel
 SAD_OVERLAP = 0.5  # windows hop by half their length
 
-# Remixing, `src/conf/config.yaml` train_dataset (spec §8).
+# Remixing, `src/conf/config.yaml` train_dataset (official-model.md §8).
 SILENT_PROB = 0.1
 GAIN_RANGE = (0.5, 1.5)
 
 
 def salient_starts(stem: np.ndarray, window: int) -> list[int]:
-    """Start samples of the salient windows of a `(channels, samples)` stem (official SAD, spec §7).
+    """Start samples of the salient windows of a `(channels, samples)` stem (official SAD, official-model.md §7).
 
     Windows of `window` samples hop by half a window; a trailing partial window is dropped. A window is salient
     when, in every channel, more than half of its 10 pieces have an RMS strictly above

@@ -1,6 +1,6 @@
 """Run BSMamba2 over a whole song: cut into chunks, separate batch by batch, stitch, crop.
 
-With the defaults this is the official separator (spec §5, `src/separator.py` with the `test_dataset`
+With the defaults this is the official separator (official-model.md §5, `src/separator.py` with the `test_dataset`
 settings): 8-s chunks, hop = chunk (no overlap, no window), right zero-padding by
 `hop − ((samples − chunk) mod hop)`, plain overlap-add, crop. With `overlap > 0` neighbouring chunks share
 `overlap · chunk` samples and are cross-faded (see `chunk_weights`).
@@ -34,7 +34,7 @@ __all__ = ["STEM_NAMES", "SeparationSettings", "Progress", "Separator", "chunk_s
 log = logging.getLogger(__name__)
 
 OFFICIAL_CHUNK_SECONDS = 8.0
-"""`win_size` = `hop_size` = 8 s in the official `src/conf/test_dataset/default.yaml` (spec §5)."""
+"""`win_size` = `hop_size` = 8 s in the official `src/conf/test_dataset/default.yaml` (official-model.md §5)."""
 
 
 VOCALS = "vocals"

@@ -1,4 +1,4 @@
-"""Reading the official BSMamba2 Lightning checkpoint safely (spec §4).
+"""Reading the official BSMamba2 Lightning checkpoint safely (official-model.md §4).
 
 The released `.ckpt` is a PyTorch Lightning file whose `hyper_parameters` is a pickled omegaconf `DictConfig`,
 so `torch.load(weights_only=True)` refuses it and `weights_only=False` would run arbitrary code from an
@@ -62,7 +62,7 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], object] = {
     ("builtins", "str"): str,
     ("builtins", "bool"): bool,
 }
-"""Globals a Lightning checkpoint of this model may reference (spec §4 lists those seen) and nothing that runs code."""
+"""Globals a Lightning checkpoint of this model may reference (official-model.md §4 lists those seen) and nothing that runs code."""
 
 _OMEGACONF_CLASSES = {"DictConfig", "ListConfig", "ContainerMetadata", "Metadata", "AnyNode"}
 
