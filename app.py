@@ -24,7 +24,7 @@ from ui.callbacks import Callbacks, bit_depth_choices, existing_examples, only_o
 from ui.config import CONCURRENCY_LIMIT, DELETE_CACHE, MAX_FILE_SIZE, QUEUE_MAX_SIZE, AppConfig
 from ui.listening import Listening
 from ui.listening_callbacks import ListeningCallbacks, preset_levels
-from ui.results import DEFAULT_BIT_DEPTH, DEFAULT_FORMAT, DEFAULT_OVERLAP
+from ui.results import DEFAULT_BIT_DEPTH, DEFAULT_FORMAT, DEFAULT_OVERLAP, SeparationOptions
 from ui.service import SeparationService
 from utils.audio import OUTPUT_FORMATS
 from ui.text import SEGMENT_HEADERS, model_panel_markdown
@@ -66,7 +66,7 @@ def build_demo(service: SeparationService) -> gr.Blocks:
                     overlap = gr.Radio(OVERLAP_LABELS, value=DEFAULT_OVERLAP, label="Chunk overlap",
                                        info="Overlapping chunks are cross-faded, which hides the chunk seams.")
                     clean_up = gr.Checkbox(
-                        True, label="Sparse-region clean-up",
+                        SeparationOptions().clean_up, label="Sparse-region clean-up",
                         info="Silence the vocal stem between sung phrases (removes bleed; it goes to the "
                              "accompaniment).",
                     )
@@ -131,7 +131,7 @@ def build_demo(service: SeparationService) -> gr.Blocks:
                 gr.Dropdown(list(OUTPUT_FORMATS), value=DEFAULT_FORMAT, label="output_format"),
                 gr.Number(DEFAULT_BIT_DEPTH, precision=0, label="bit_depth"),
                 gr.Number(DEFAULT_OVERLAP, label="overlap"),
-                gr.Checkbox(False, label="clean_up"),
+                gr.Checkbox(SeparationOptions().clean_up, label="clean_up"),
                 gr.Textbox("", label="checkpoint"),
             ]
             api_vocals = gr.File(label="vocals")
