@@ -41,7 +41,7 @@ from model.bsmamba2 import BSMamba2, BSMamba2Config  # noqa: E402
 from model.loss import separation_loss  # noqa: E402
 from model.stft import SAMPLE_RATE  # noqa: E402
 from utils.metrics import usdr  # noqa: E402
-from utils.remix import RandomRemixer, aligned_examples  # noqa: E402
+from utils.remix import RandomRemixer, aligned_examples, find_tracks  # noqa: E402
 from utils.synth_recorded import find_backings, read_backing  # noqa: E402
 
 log = logging.getLogger("train")
@@ -50,6 +50,10 @@ LEARNING_RATE = 5e-4
 WEIGHT_DECAY = 0.01  # AdamW's default, which the official config keeps
 GRAD_CLIP = 3.0
 EMA_DECAY = 0.999
+# provenance.json "kind": what the app tells the user about the weights (model.pretrained reads the file).
+KIND_SYNTHETIC = "demo-synthetic"  # trained on generated songs only (utils.synth): a demo, not for real music
+KIND_TRAINED = "trained"
+GENERATOR_NAME = "utils.synth"
 PRESETS = {
     "released": BSMamba2Config(),
     # Small enough to train on a CPU and to separate 8x faster than real time on 2 cores (bench_model.py).
@@ -98,6 +102,14 @@ def validate(model: torch.nn.Module, mixtures: np.ndarray, vocals: np.ndarray, d
     return float(np.mean(scores))
 
 
+def data_kind(root: Path) -> str:
+    """``KIND_SYNTHETIC`` when every training track was written by the song generator, else ``KIND_TRAINED``."""
+    for meta in (track / "meta.json" for track in find_tracks(root)):
+        if not meta.is_file() or json.loads(meta.read_text()).get("generator") != GENERATOR_NAME:
+            return KIND_TRAINED
+    return KIND_SYNTHETIC
+
+
 def real_backings() -> list[np.ndarray]:
     """The training split of the real instrumental recordings, `(channels, samples)` each, at the model's rate."""
     backings = []
@@ -132,6 +144,7 @@ def train(args: argparse.Namespace) -> None:
     )
     valid_mix, valid_voc = aligned_examples(args.valid, segment, args.valid_examples, seed=args.seed)
 
+    kind = data_kind(args.train)
     model = BSMamba2.from_pretrained(str(args.init)) if args.init else BSMamba2(PRESETS[args.preset])
     config = model.config
     model = model.to(device).train()
@@ -177,7 +190,10 @@ def train(args: argparse.Namespace) -> None:
                 record["valid_usdr"] = validate(model, valid_mix, valid_voc, device)
                 record["valid_usdr_ema"] = validate(ema.module, valid_mix, valid_voc, device)
                 provenance = {
-                    "summary": "Trained by this project on synthetic songs; not the paper's weights.",
+                    "kind": kind,
+                    "summary": "Trained by this project on synthetic songs; not the paper's weights."
+                    if kind == KIND_SYNTHETIC
+                    else "Trained by this project with scripts/train.py; not the paper's weights.",
                     "recipe": f"official BSMamba2 recipe (spec §8); lr {args.lr}, EMA {args.ema_decay}, "
                     f"batch {args.batch_size} x {args.accumulate}, aligned {args.aligned_prob}, "
                     f"real backings {args.backing_prob}; EMA weights"

@@ -8,6 +8,10 @@ Two packages, both optional (the generator falls back to FluidSynth or numpy wit
   backing ``song.ogg`` and a ``guitar.ogg`` (``<root>/games/fretsonfire/data/songs/muldjord/<song>/``).
   ``find_backings`` lists them; ``utils.remix`` mixes them under the vocals as real accompaniment.
 
+``python -m utils.synth_recorded OUT_DIR --split held_out --clip-seconds 30`` writes the backings of a split
+as instrumental tracks in the MUSDB18-HQ layout (silent vocals; the recording as ``other``), for evaluating
+the voice a model invents on real music.
+
 ``<root>`` is ``$SYNTH_RECORDINGS_ROOT`` when set (a folder made with ``dpkg -x PACKAGE.deb DIR``, then
 ``DIR/usr/share``), else ``/usr/share`` (the packages installed with apt). Some kits and one song are held out
 of training (``HELD_OUT_KITS``, ``HELD_OUT_BACKINGS``) so that evaluation hears recordings training never did.
@@ -15,6 +19,7 @@ of training (``HELD_OUT_KITS``, ``HELD_OUT_BACKINGS``) so that evaluation hears 
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import os
@@ -251,3 +256,38 @@ def read_backing(backing: Backing) -> tuple[np.ndarray, int]:
         parts.append(audio.T if audio.shape[1] > 1 else np.repeat(audio.T, 2, axis=0))
     length = min(p.shape[1] for p in parts)
     return np.sum([p[:, :length] for p in parts], axis=0, dtype=np.float32), rate
+
+
+def write_instrumentals(out_dir: Path, split: str, clip_seconds: float) -> list[Path]:
+    """Each backing of ``split`` cut into ``clip_seconds`` clips, written as MUSDB18-HQ tracks with silent vocals."""
+    folders = []
+    for backing in find_backings(split):
+        audio, rate = read_backing(backing)
+        clip = round(clip_seconds * rate)
+        for index, start in enumerate(range(0, audio.shape[1] - clip + 1, clip)):
+            folder = Path(out_dir) / f"{backing.name}_{index:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            music = audio[:, start : start + clip].T
+            silence = np.zeros_like(music)
+            for name, stem in (("mixture", music), ("vocals", silence), ("drums", silence), ("bass", silence),
+                               ("other", music), ("accompaniment", music)):
+                sf.write(folder / f"{name}.wav", stem, rate, subtype="FLOAT")
+            folders.append(folder)
+    return folders
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: write a split's real backings as instrumental test tracks."""
+    parser = argparse.ArgumentParser(prog="python -m utils.synth_recorded", description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--split", choices=SPLITS, default="held_out")
+    parser.add_argument("--clip-seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    folders = write_instrumentals(args.out_dir, args.split, args.clip_seconds)
+    if not folders:
+        raise SystemExit(f"no {args.split} backings under {recordings_root() / BACKINGS_DIR}")
+    print(f"wrote {len(folders)} instrumental tracks to {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()
