@@ -6,11 +6,18 @@
     python -m utils.synth data/train --count 120 --backend fluidsynth
     python scripts/train.py --train data/train --valid data/valid --run runs/demo --preset demo --segment-seconds 3
 
+    # the bundled demo model as shipped: fine-tuned from the previous one, aimed at sparse vocals and real backings
+    SYNTH_RECORDINGS_ROOT=data/debian/root/usr/share python scripts/train.py --train data/v2/train \
+        --valid data/v2/valid --run runs/v2 --init checkpoints/bsmamba2-demo --segment-seconds 2 --batch-size 4 \
+        --accumulate 1 --lr 1e-3 --ema-decay 0.99 --aligned-prob 0.3 --backing-prob 0.25
+
 Recipe: random remixes of salient segments (10 % vocal-free), 10·L1(time) + 5-resolution complex STFT L1,
 AdamW(lr 5e-4, weight decay 0.01), no scheduler, gradient-norm clip 3, bf16 autocast on CUDA, EMA 0.999 of the
 weights. Every `--valid-every` optimizer steps it logs the validation uSDR of the raw and EMA weights to
 `<run>/log.jsonl` and saves `<run>/last.pt` (resumable: run the same command again) and the EMA weights in
-our Hub format in `<run>/ema/` (the best by validation uSDR in `<run>/best/`).
+our Hub format in `<run>/ema/` (the best by validation uSDR in `<run>/best/`). `--init` starts from a model in
+our Hub format (its config replaces `--preset`); `--aligned-prob` and `--backing-prob` turn on the departures
+from the official remixing described in `utils.remix` (real backings from `utils.synth.recorded`'s training split).
 """
 
 from __future__ import annotations
@@ -34,8 +41,10 @@ from model.bsmamba2 import PRESETS, BSMamba2  # noqa: E402
 from model.kernels import best_scan_backend, use_scan_backend  # noqa: E402
 from model.loss import separation_loss  # noqa: E402
 from model.stft import SAMPLE_RATE  # noqa: E402
+from model.weights.pretrained import KIND_SYNTHETIC  # noqa: E402
 from utils.metrics import usdr  # noqa: E402
-from utils.remix import RandomRemixer, aligned_examples  # noqa: E402
+from utils.remix import RandomRemixer, aligned_examples, find_tracks  # noqa: E402
+from utils.synth.recorded import find_backings, read_backing  # noqa: E402
 
 log = logging.getLogger("train")
 
@@ -43,6 +52,9 @@ LEARNING_RATE = 5e-4
 WEIGHT_DECAY = 0.01  # AdamW's default, which the official config keeps
 GRAD_CLIP = 3.0
 EMA_DECAY = 0.999
+# provenance.json "kind": what the app tells the user about the weights (model.weights.pretrained reads it).
+KIND_TRAINED = "trained"
+GENERATOR_NAME = "utils.synth"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--valid", type=Path, required=True, help="folder of validation tracks")
     parser.add_argument("--run", type=Path, required=True, help="output folder (resumes if it has last.pt)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="released")
+    parser.add_argument("--init", type=Path, default=None, help="start from this Hub-format model (not on resume)")
+    parser.add_argument("--aligned-prob", type=float, default=0.0, help="share of unremixed segments from any start")
+    parser.add_argument("--backing-prob", type=float, default=0.0, help="share of real instrumental accompaniments")
     parser.add_argument("--segment-seconds", type=float, default=8.0)
     parser.add_argument("--batch-size", type=int, default=5)
     parser.add_argument("--accumulate", type=int, default=6)
@@ -83,6 +98,28 @@ def validate(model: torch.nn.Module, mixtures: np.ndarray, vocals: np.ndarray, d
     return float(np.mean(scores))
 
 
+def data_kind(root: Path) -> str:
+    """``KIND_SYNTHETIC`` when every training track was written by the song generator, else ``KIND_TRAINED``."""
+    for meta in (track / "meta.json" for track in find_tracks(root)):
+        if not meta.is_file() or json.loads(meta.read_text()).get("generator") != GENERATOR_NAME:
+            return KIND_TRAINED
+    return KIND_SYNTHETIC
+
+
+def real_backings() -> list[np.ndarray]:
+    """The training split of the real instrumental recordings, `(channels, samples)` each, at the model's rate."""
+    backings = []
+    for backing in find_backings("train"):
+        audio, rate = read_backing(backing)
+        if rate != SAMPLE_RATE:
+            raise ValueError(f"{backing.name} is at {rate} Hz, not {SAMPLE_RATE}")
+        backings.append(audio)
+        log.info("real backing %s: %.0f s (%s)", backing.name, audio.shape[-1] / rate, backing.licence)
+    if not backings:
+        raise FileNotFoundError("--backing-prob needs Debian's fretsonfire-songs-muldjord (see utils.synth.recorded)")
+    return backings
+
+
 def save_hub_format(model: BSMamba2, folder: Path, provenance: dict) -> None:
     model.save_pretrained(folder)
     (folder / "provenance.json").write_text(json.dumps(provenance, indent=2))
@@ -94,11 +131,19 @@ def train(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     segment = int(round(args.segment_seconds * SAMPLE_RATE))
-    remixer = RandomRemixer(args.train, segment)
+    remixer = RandomRemixer(
+        args.train,
+        segment,
+        aligned_probability=args.aligned_prob,
+        backings=real_backings() if args.backing_prob else (),
+        backing_probability=args.backing_prob,
+    )
     valid_mix, valid_voc = aligned_examples(args.valid, segment, args.valid_examples, seed=args.seed)
 
-    config = PRESETS[args.preset]
-    model = BSMamba2(config).to(device).train()
+    kind = data_kind(args.train)
+    model = BSMamba2.from_pretrained(str(args.init)) if args.init else BSMamba2(PRESETS[args.preset])
+    config = model.config
+    model = model.to(device).train()
     use_scan_backend(model, best_scan_backend(device))  # mamba_ssm's Triton scan on CUDA: far less memory
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY)
@@ -142,9 +187,14 @@ def train(args: argparse.Namespace) -> None:
                 record["valid_usdr"] = validate(model, valid_mix, valid_voc, device)
                 record["valid_usdr_ema"] = validate(ema.module, valid_mix, valid_voc, device)
                 provenance = {
-                    "summary": "Trained by this project on synthetic songs; not the paper's weights.",
+                    "kind": kind,
+                    "summary": "Trained by this project on synthetic songs; not the paper's weights."
+                    if kind == KIND_SYNTHETIC
+                    else "Trained by this project with scripts/train.py; not the paper's weights.",
                     "recipe": f"official BSMamba2 recipe (official-model.md §8); lr {args.lr}, EMA {args.ema_decay}, "
-                    f"batch {args.batch_size} x {args.accumulate}; EMA weights",
+                    f"batch {args.batch_size} x {args.accumulate}, aligned {args.aligned_prob}, "
+                    f"real backings {args.backing_prob}; EMA weights"
+                    + (f"; initialised from {args.init}" if args.init else ""),
                     "train_data": str(args.train),
                     "steps": step,
                     "examples_seen": step * args.accumulate * args.batch_size,

@@ -109,3 +109,28 @@ def test_evaluate_script_scores_model_and_baselines(tmp_path, capsys):
     assert len(result["per_track"]["model"]) == 2
     assert result["summary"]["silence"]["usdr"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert "cSDR (median)" in capsys.readouterr().out
+
+
+def test_aligned_examples_keep_one_songs_silences(song_folder):
+    """With aligned_probability 1 every stem comes from the same song and start, vocal-free parts included."""
+    remixer = RandomRemixer(song_folder, SR, aligned_probability=1.0)
+    mixtures, vocals = remixer.batch(np.random.default_rng(3), 16)
+    silent = [np.abs(v).max() == 0 for v in vocals[:, 0]]
+    assert any(silent) and not all(silent)  # 10 s songs with the voice half the time: some windows miss it
+
+
+def test_real_backings_replace_the_accompaniment_at_its_loudness(song_folder):
+    backing = np.tile(np.sin(np.arange(3 * SR) / 10.0, dtype=np.float32), (2, 1))
+    remixer = RandomRemixer(song_folder, SR, backings=[backing], backing_probability=1.0)
+    mixture, vocals = remixer.example(np.random.default_rng(5))
+    plain_mixture, plain_vocals = RandomRemixer(song_folder, SR).example(np.random.default_rng(5))
+    accompaniment, plain = mixture - vocals, plain_mixture - plain_vocals
+    assert np.array_equal(vocals, plain_vocals)  # the same draws before the backing's
+    crest = np.abs(accompaniment).max() / np.sqrt(np.mean(accompaniment**2))
+    assert crest == pytest.approx(np.sqrt(2), rel=1e-2)  # a pure sine: the synthetic parts are gone
+    assert np.sqrt(np.mean(accompaniment**2)) == pytest.approx(np.sqrt(np.mean(plain**2)), rel=1e-3)
+
+
+def test_backings_must_be_long_enough_for_a_segment(song_folder):
+    with pytest.raises(ValueError):
+        RandomRemixer(song_folder, SR, backings=[np.zeros((2, 100), dtype=np.float32)], backing_probability=0.5)

@@ -5,11 +5,18 @@ A dataset is a folder of tracks in MUSDB18-HQ layout (`<track>/vocals.wav`, `dru
 detection lists the segments where it is salient; an example picks, independently per stem, a random salient
 segment of that stem from any track, silences it with probability 0.1, scales it by U(0.5, 1.5), and sums.
 The target is the scaled vocals. No normalisation.
+
+Two optional departures from the official recipe (both off by default) aim the training at sparse vocals and
+real music: ``aligned_probability`` takes that share of examples as an unremixed segment of one song from any
+start (so the voice is often absent from part or all of it: the between-phrase silences the paper is about),
+and ``backings`` with ``backing_probability`` replaces that share of the accompaniments by a segment of a real
+instrumental recording (``utils.synth.recorded``), brought to the loudness of the accompaniment it replaces.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +39,7 @@ SAD_OVERLAP = 0.5  # windows hop by half their length
 # Remixing, `src/conf/config.yaml` train_dataset (official-model.md §8).
 SILENT_PROB = 0.1
 GAIN_RANGE = (0.5, 1.5)
+ACCOMPANIMENT = ("drums", "bass", "other")
 
 
 def salient_starts(stem: np.ndarray, window: int) -> list[int]:
@@ -90,10 +98,29 @@ def read_segment(path: Path, start: int, length: int) -> np.ndarray:
 
 
 class RandomRemixer:
-    """Random remixes of salient segments (the official `MixingDataset` in training mode)."""
+    """Random remixes of salient segments (the official `MixingDataset` in training mode), plus the options above.
 
-    def __init__(self, root: Path, segment_samples: int) -> None:
+    `backings` are real instrumental recordings, each `(channels, samples)` float32 at the tracks' rate.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        segment_samples: int,
+        *,
+        aligned_probability: float = 0.0,
+        backings: Sequence[np.ndarray] = (),
+        backing_probability: float = 0.0,
+    ) -> None:
+        for name, value in (("aligned_probability", aligned_probability), ("backing_probability", backing_probability)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if backing_probability and not any(b.shape[-1] >= segment_samples for b in backings):
+            raise ValueError(f"backing_probability {backing_probability} needs a backing of {segment_samples} samples")
         self.segment_samples = segment_samples
+        self.aligned_probability = aligned_probability
+        self.backings = [b for b in backings if b.shape[-1] >= segment_samples]
+        self.backing_probability = backing_probability
         self.tracks = find_tracks(root)
         if not self.tracks:
             raise ValueError(f"no track folders with {', '.join(STEMS)} WAVs under {root}")
@@ -101,14 +128,36 @@ class RandomRemixer:
 
     def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One `(mixture, vocals)` pair, each `(channels, segment_samples)` float32."""
+        aligned = self.aligned_probability > 0 and rng.random() < self.aligned_probability
+        if aligned:
+            track = self.tracks[rng.integers(len(self.tracks))]
+            length = sf.info(track / f"{TARGET}.wav").frames
+            start = int(rng.integers(max(1, length - self.segment_samples + 1)))
         stems = {}
         for stem in STEMS:
-            segment = self.index[stem][rng.integers(len(self.index[stem]))]
-            audio = read_segment(segment.track / f"{stem}.wav", segment.start, self.segment_samples)
+            if not aligned:
+                segment = self.index[stem][rng.integers(len(self.index[stem]))]
+                track, start = segment.track, segment.start
+            audio = read_segment(track / f"{stem}.wav", start, self.segment_samples)
             silent = rng.random() < SILENT_PROB
             stems[stem] = audio * (0.0 if silent else rng.uniform(*GAIN_RANGE))
+        if self.backing_probability > 0 and rng.random() < self.backing_probability:
+            self._replace_accompaniment(rng, stems)
         mixture = np.sum([stems[s] for s in STEMS], axis=0, dtype=np.float32)
         return mixture, stems[TARGET].astype(np.float32)
+
+    def _replace_accompaniment(self, rng: np.random.Generator, stems: dict[str, np.ndarray]) -> None:
+        """Put a random segment of a random backing, at the accompaniment's loudness, in place of it."""
+        level = float(np.sqrt(np.mean(np.square(sum(stems[s] for s in ACCOMPANIMENT)))))
+        backing = self.backings[rng.integers(len(self.backings))]
+        start = int(rng.integers(backing.shape[-1] - self.segment_samples + 1))
+        segment = backing[:, start : start + self.segment_samples]
+        segment_level = float(np.sqrt(np.mean(np.square(segment))))
+        if level == 0.0 or segment_level == 0.0:
+            return
+        stems["drums"] = segment * (level / segment_level)
+        stems["bass"] = np.zeros_like(segment)
+        stems["other"] = np.zeros_like(segment)
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         """`(size, channels, samples)` mixtures and `(size, 1, channels, samples)` vocal targets."""

@@ -32,8 +32,8 @@ DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "bsmamba2-demo"
 CHECKPOINT_ENV = "BSMAMBA2_CHECKPOINT"
 PROVENANCE_FILE = "provenance.json"
 """Optional file beside a Hub-format model that says what the weights are (written by training and conversion)."""
-SYNTHETIC_DATA = "synthetic"
-"""`provenance.json`'s `training_data` for weights trained on the project's generated songs only."""
+KIND_SYNTHETIC = "demo-synthetic"
+"""`provenance.json`'s `kind` for weights trained on the project's generated songs only (scripts/train.py)."""
 
 
 @dataclass
@@ -53,7 +53,7 @@ class LoadedModel:
     @property
     def trained_on_synthetic_data(self) -> bool:
         """Whether the provenance says the weights learnt from generated songs only (the bundled demo does)."""
-        return self.info.get("training_data") == SYNTHETIC_DATA
+        return self.info.get("kind") == KIND_SYNTHETIC
 
     def describe(self) -> str:
         """One or two sentences for a model panel."""

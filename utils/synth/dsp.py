@@ -77,3 +77,30 @@ def rms(x: np.ndarray, mask: np.ndarray | None = None) -> float:
     if mask is not None:
         x = x[:, mask]
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def shelf_eq(audio: np.ndarray, low_db: float, high_db: float, low_hz: float, high_hz: float, sample_rate: int) -> np.ndarray:
+    """``audio`` ``(channels, samples)`` with its band under ``low_hz`` and over ``high_hz`` changed by the gains.
+
+    Each shelf adds ``(gain - 1)`` times the Butterworth-filtered band to the signal: cheap, causal and smooth.
+    """
+    out = audio.copy()
+    for gain_db, cutoff, btype in ((low_db, low_hz, "lowpass"), (high_db, high_hz, "highpass")):
+        band = signal.sosfilt(butter_sos(2, cutoff, btype, sample_rate), audio, axis=-1)
+        out += (10.0 ** (gain_db / 20.0) - 1.0) * band
+    return out
+
+
+def compressor_gain(
+    audio: np.ndarray, threshold_db: float, ratio: float, time_s: float, sample_rate: int
+) -> np.ndarray:
+    """``(samples,)`` gain of a feed-forward RMS compressor driven by ``audio`` ``(channels, samples)``.
+
+    The level is the channel-mean power smoothed by a one-pole filter of time constant ``time_s``; above
+    ``threshold_db`` (dBFS) the output rises by 1/``ratio`` dB per dB. The gain is never above one.
+    """
+    coefficient = np.exp(-1.0 / (time_s * sample_rate))
+    power = signal.lfilter([1.0 - coefficient], [1.0, -coefficient], np.mean(np.square(audio), axis=0))
+    level_db = 10.0 * np.log10(np.maximum(power, 1e-12))
+    reduction_db = np.maximum(level_db - threshold_db, 0.0) * (1.0 - 1.0 / ratio)
+    return 10.0 ** (-reduction_db / 20.0)

@@ -330,7 +330,7 @@ def _tables(timbre_name: str, bright_harmonics: int, mellow_harmonics: int) -> n
 def _table(spec: float | Partials, even_weight: float, harmonics: int) -> np.ndarray:
     """One period, unit peak amplitude of the fundamental, plus a guard sample for interpolation."""
     amplitudes = np.zeros(TABLE_SIZE // 2 + 1)
-    if isinstance(docs/official-model.md, tuple):
+    if isinstance(spec, tuple):
         for k, a in spec:
             if k <= harmonics:
                 amplitudes[k] = a

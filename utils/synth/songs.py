@@ -3,14 +3,17 @@
 ``generate_song(seed, config)`` composes an arrangement (key, tempo, sections, chords, drums with fills,
 bass, comping, pad, arpeggios and sometimes a lead instrument as a hard negative), plans vocal phrases to
 cover a chosen fraction of the song, writes a melody over the chords, sings it with a source-filter voice,
-renders the accompaniment with FluidSynth or numpy, and mixes everything at a chosen vocal-to-accompaniment
-ratio. The same seed and config give bit-identical audio within a backend.
+sometimes doubles it or adds a harmony a diatonic third above, renders the accompaniment with FluidSynth or
+numpy (the drums, when Debian's ``hydrogen-drumkits`` is there, often with a real recorded kit: see
+``utils.synth.recorded``), and mixes everything with EQ, compression and reverb at a chosen
+vocal-to-accompaniment ratio. The same seed and config give bit-identical audio within a backend.
 
 ``write_song`` saves a MUSDB18-HQ folder (``mixture``, ``vocals``, ``drums``, ``bass``, ``other`` as float
 WAV) plus ``accompaniment.wav`` and ``meta.json``. What a phrase boundary means is explained in
 ``utils.synth.plan``; how the vocal stem is gated and the ratio measured, in ``utils.synth.mix``.
 
-CLI: ``python -m utils.synth OUT_DIR --count N --seed0 S --duration 30 [--vocal-fraction F] [--backend B]``.
+CLI: ``python -m utils.synth OUT_DIR --count N --seed0 S --duration 30 [--vocal-fraction F] [--backend B]
+[--recordings train|held_out|none]``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 import logging
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +36,23 @@ from utils.synth.mix import STEMS, MixSettings, draw_mix, mix_stems
 from utils.synth.numpy_instruments import render_pitched
 from utils.synth.numpy_drums import render_drums
 from utils.synth.plan import Phrase, plan_phrases, span_mask
-from utils.synth.theory import Note
+from utils.synth.recorded import SPLITS, Kit, find_kits, render_recorded_drums
+from utils.synth.theory import Key, Note
 from utils.synth.voice import VOICE_RANGES, SungNote, Voice, draw_lyrics, draw_voice, sing
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 BACKENDS = ("auto", "numpy", "fluidsynth")
+RECORDINGS = (*SPLITS, "none")  # which recorded kits a song may use: training's, the held-out ones, or none
+RECORDED_DRUMS_PROBABILITY = 0.6  # when kits of the chosen split are installed
+DOUBLE_PROBABILITY = 0.3  # a second take of the lead line, slightly late
+DOUBLE_DELAY_S = (0.01, 0.035)
+DOUBLE_LEVEL_DB = (-9.0, -3.0)
+HARMONY_PROBABILITY = 0.25  # a harmony a diatonic third above the lead, on some phrases
+HARMONY_PHRASE_PROBABILITY = 0.6
+HARMONY_LEVEL_DB = (-10.0, -4.0)
+HARMONY_SCALE_STEPS = 2  # a third: two scale steps
 VOCAL_FRACTION_RANGE = (0.05, 0.6)  # drawn when the config leaves it open
 VOCAL_FRACTION_LIMITS = (0.0, 0.8)  # accepted when given
 VAR_RANGE_DB = (-10.0, 5.0)
@@ -63,6 +76,7 @@ class SongConfig:
     vocal_to_accompaniment_db: float | None = None
     sample_rate: int = 44100
     backend: str = "auto"
+    recordings: str = "train"
 
     def __post_init__(self) -> None:
         if not self.duration_s > 0:
@@ -76,6 +90,8 @@ class SongConfig:
             raise ValueError(f"sample_rate must be in {SAMPLE_RATE_LIMITS}, got {self.sample_rate}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.recordings not in RECORDINGS:
+            raise ValueError(f"recordings must be one of {RECORDINGS}, got {self.recordings!r}")
 
 
 @dataclass
@@ -109,6 +125,10 @@ class _Score:
     vocal_fraction: float
     vocal_to_accompaniment_db: float
     mix: MixSettings
+    double: tuple[float, float] | None  # (delay s, level dB) of a second take, or None
+    harmony: list[list[SungNote]]  # harmony lines (possibly none), at ``harmony_db``
+    harmony_db: float
+    drum_kit: Kit | None  # a recorded kit, or None for the backend's drums
 
 
 def resolve_backend(backend: str) -> str:
@@ -134,6 +154,14 @@ def generate_song(seed: int, config: SongConfig = SongConfig()) -> Song:
         for part in parts
     }
     dry_vocals = sing(_stream(seed, "singer"), score.lines, score.voice, num_samples, sample_rate)
+    if score.double is not None:
+        delay_s, level_db = score.double
+        take = sing(_stream(seed, "double"), score.lines, score.voice, num_samples, sample_rate)
+        delay = round(delay_s * sample_rate)
+        dry_vocals[delay:] += 10.0 ** (level_db / 20.0) * take[: num_samples - delay]
+    if score.harmony:
+        harmony = sing(_stream(seed, "harmony"), score.harmony, score.voice, num_samples, sample_rate)
+        dry_vocals += 10.0 ** (score.harmony_db / 20.0) * harmony
     stems = mix_stems(
         _stream(seed, "reverb"),
         parts,
@@ -191,14 +219,52 @@ def _write_score(seed: int, config: SongConfig) -> _Score:
     lyrics = _stream(seed, "lyrics")
     lines = [draw_lyrics(lyrics, melody) for melody in melodies]
     mix = draw_mix(_stream(seed, "mix"), list(parts))
-    return _Score(arrangement, phrases, parts, voice, lines, fraction, ratio, mix)
+    layers = _stream(seed, "layers")
+    double = None
+    if layers.random() < DOUBLE_PROBABILITY:
+        double = (float(layers.uniform(*DOUBLE_DELAY_S)), float(layers.uniform(*DOUBLE_LEVEL_DB)))
+    harmony: list[list[SungNote]] = []
+    if layers.random() < HARMONY_PROBABILITY:
+        harmony = [
+            _harmony_line(line, arrangement.key, VOICE_RANGES[voice.voice_type])
+            for line in lines
+            if layers.random() < HARMONY_PHRASE_PROBABILITY
+        ]
+    harmony_db = float(layers.uniform(*HARMONY_LEVEL_DB))
+    kits = find_kits(config.recordings) if config.recordings in SPLITS and "drums" in parts else ()
+    recorded = _stream(seed, "recorded")
+    drum_kit = None
+    if kits and recorded.random() < RECORDED_DRUMS_PROBABILITY:
+        drum_kit = kits[recorded.integers(len(kits))]
+    return _Score(
+        arrangement, phrases, parts, voice, lines, fraction, ratio, mix, double, harmony, harmony_db, drum_kit
+    )
+
+
+def _harmony_line(line: Sequence[SungNote], key: Key, voice_range: tuple[int, int]) -> list[SungNote]:
+    """``line`` a diatonic third higher (the same syllables), each note kept inside the singer's range."""
+    low, high = voice_range
+    scale = key.scale_pitches(low - 12, high + 12)
+    harmony = []
+    for sung in line:
+        index = int(np.searchsorted(scale, sung.note.pitch))
+        pitch = int(scale[min(index + HARMONY_SCALE_STEPS, scale.size - 1)])
+        if pitch > high:
+            pitch -= 12
+        harmony.append(SungNote(replace(sung.note, pitch=pitch), sung.consonant, sung.vowel))
+    return harmony
 
 
 def _render_parts(
     rng: np.random.Generator, backend: str, score: _Score, num_samples: int, sample_rate: int
 ) -> dict[str, np.ndarray]:
-    """Every part as float64 ``(2, samples)`` with the chosen backend."""
+    """Every part as float64 ``(2, samples)``: the drums with the recorded kit if drawn, the rest with the backend."""
     instruments = score.arrangement.instruments
+    audio = {}
+    to_render = dict(score.parts)
+    if score.drum_kit is not None:
+        drums = to_render.pop("drums")
+        audio["drums"] = render_recorded_drums(rng, drums, score.drum_kit, num_samples, sample_rate)
     if backend == "fluidsynth":
         fluid_parts = {
             part: FluidPart(
@@ -207,12 +273,11 @@ def _render_parts(
                 DRUM_BANK if part == "drums" else 0,
                 LEAD_MODULATION if part == "lead" else 0,
             )
-            for part, notes in score.parts.items()
+            for part, notes in to_render.items()
         }
         rendered = render_parts(fluid_parts, num_samples, sample_rate)
-        return {part: audio.astype(np.float64) for part, audio in rendered.items()}
-    audio = {}
-    for part, notes in score.parts.items():
+        return audio | {part: part_audio.astype(np.float64) for part, part_audio in rendered.items()}
+    for part, notes in to_render.items():
         timbre = instruments[part].numpy_timbre
         if part == "drums":
             audio[part] = render_drums(rng, notes, timbre, num_samples, sample_rate)
@@ -276,7 +341,10 @@ def _meta(seed: int, config: SongConfig, backend: str, score: _Score, song: Song
             "chords": [
                 {"start_s": c.start_s, "end_s": c.end_s, "chord": c.chord.symbol} for c in arrangement.chords
             ],
+            "drum_kit": None if score.drum_kit is None else {"name": score.drum_kit.name, "licence": score.drum_kit.licence},
             "voice": asdict(score.voice),
+            "doubled": score.double is not None,
+            "harmony_phrases": len(score.harmony),
             "vocal_phrases": [
                 _phrase_meta(p, line, min(p.end_s + tail_s, duration_s))
                 for p, line in zip(score.phrases, score.lines, strict=True)
@@ -293,6 +361,9 @@ def _meta(seed: int, config: SongConfig, backend: str, score: _Score, song: Song
                 "vocal_rt60_s": score.mix.vocal_rt60_s,
                 "room_rt60_s": score.mix.room_rt60_s,
                 "peak_dbfs": score.mix.peak_dbfs,
+                "eq_db": score.mix.eq_db,
+                "vocal_compressor": score.mix.vocal_compressor,
+                "bus_compressor": score.mix.bus_compressor,
             },
             "stems": list(STEMS),
         }
@@ -348,11 +419,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--sample-rate", type=int, default=44100)
     parser.add_argument("--backend", choices=BACKENDS, default="auto")
+    parser.add_argument(
+        "--recordings",
+        choices=RECORDINGS,
+        default="train",
+        help="recorded drum kits (Debian's hydrogen-drumkits, when installed): training's, held-out, or none",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     config = SongConfig(
-        args.duration, args.vocal_fraction, args.vocal_to_accompaniment_db, args.sample_rate, args.backend
+        args.duration,
+        args.vocal_fraction,
+        args.vocal_to_accompaniment_db,
+        args.sample_rate,
+        args.backend,
+        args.recordings,
     )
     seeds: Iterable[int] = range(args.seed0, args.seed0 + args.count)
     if not args.quiet:
