@@ -80,7 +80,8 @@ class ListeningCallbacks:
             output_format: format of the stems: "flac" (default), "wav" or "mp3".
             bit_depth: bits per sample of WAV (16, 24 or 32) or FLAC (16 or 24); ignored for MP3.
             overlap: chunk overlap, 0.0, 0.25 (default) or 0.5; more overlap hides chunk seams but is slower.
-            clean_up: true to turn the vocals down between sung phrases (removes faint bleed).
+            clean_up: true (the default) to silence the vocals between sung phrases, moving that sound to the
+                accompaniment.
             checkpoint: leave empty for the app's model.
 
         Returns:
