@@ -129,6 +129,7 @@ def test_video_phrase_jump_karaoke_remix_and_video_download(page, tmp_path: Path
     page.locator("#preset-karaoke").click()
     expect(page.locator('#remix-player a[href*="_karaoke.flac"]').first).to_be_attached()
     expect(page.locator("#vocals-level input[type=number]")).to_have_value("-40")
+    expect(page.locator("#remix-player #duration")).not_to_have_text("0:00")  # loaded: a play click counts
     page.locator("#remix-player .play-pause-button").click()
     expect(page.locator("#remix-player #time")).not_to_have_text("0:00", timeout=PAGE_TIMEOUT_MS)
     page.locator("#remix-player .play-pause-button").click()
