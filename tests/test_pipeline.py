@@ -16,7 +16,7 @@ from model.stft import SAMPLE_RATE
 from ui.results import SeparationOptions
 from utils.cleanup import GateSettings, gate_gain
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
+GOLDEN = Path(__file__).parent / "golden"
 """Stems written by the code before the restructuring (commit 82fa03c) for `_golden_song`, with `tiny_model()`:
 the CLI with `--format flac --chunk-seconds 1` and the app's service with its defaults (1-s test chunks), both
 in float32 (the reference precision; `auto` now picks the bf16 fast path on CPUs that have it) and without the
