@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = SeparationService(AppConfig.from_env(), checkpoint=args.checkpoint)
+    service.warm_up()  # with BSMAMBA2_COMPILE on a CPU: compile now, not during the first song
     demo = build_demo(service)
     try:
         launch(demo, service, server_name=args.host, server_port=args.port, share=args.share, mcp_server=True)

@@ -190,12 +190,17 @@ class Mamba2(nn.Module):
 def causal_depthwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """Per-channel causal conv, `out[t] = bias + Σ_k w[k] · x[t − K + 1 + k]` (zeros before t = 0).
 
-    x: `(batch, length, channels)`; weight: `(channels, 1, K)` as stored by `nn.Conv1d`. K shifted
+    x: `(batch, length, channels)`; weight: `(channels, 1, K)` as stored by `nn.Conv1d`. In float32, K shifted
     multiply-adds on the channels-last layout: several times faster on a CPU than `F.conv1d` with the two
-    transposes it needs, and the same numbers.
+    transposes it needs, and the same numbers. In bfloat16 the other way round: oneDNN's conv (float32
+    accumulation) is 4-5x faster than bfloat16 element-wise passes (scripts/bench_model.py, issue 10).
     """
     kernel = weight.shape[-1]
     length = x.shape[1]
+    if x.dtype == torch.bfloat16:
+        channels_first = F.conv1d(x.transpose(1, 2), weight.to(x.dtype), bias if bias is None else bias.to(x.dtype),
+                                  padding=kernel - 1, groups=x.shape[-1])
+        return channels_first[..., :length].transpose(1, 2).contiguous()
     padded = F.pad(x, (0, 0, kernel - 1, 0))
     taps = weight[:, 0, :].to(x.dtype)  # (channels, K)
     start = bias.to(x.dtype) if bias is not None else torch.zeros((), dtype=x.dtype, device=x.device)

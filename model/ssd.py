@@ -134,8 +134,9 @@ def _ssd_scan(
     chunk = -(-length // chunks)
     pad = chunks * chunk - length
     delta = _step_sizes(dt, dt_bias, dt_softplus, dt_limit, dtype)
-    # Without autograd the big intermediates are written in place and into preallocated buffers.
-    inplace = not (torch.is_grad_enabled() and any(
+    # Without autograd the big intermediates are written in place and into preallocated buffers; under
+    # torch.compile the functional form is what Inductor fuses (and `out=` into reshaped views cannot be traced).
+    inplace = not torch.compiler.is_compiling() and not (torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, dt, A, B, C, D, z, dt_bias, initial_states)
     ))
 

@@ -1,8 +1,10 @@
 """Time BSMamba2 on an 8-s stereo chunk on the CPU in each precision, side by side in one run.
 
-    python scripts/bench_model.py                      # released + bundled demo + fixture, fp32 and bf16
+    python scripts/bench_model.py                      # released + bundled demo + fixture, fp32, bf16, bf16+compile
     python scripts/bench_model.py --preset released --precision fp32 --precision bf16 --runs 3 --profile
 
+A precision with "+compile" runs the Mamba2 layers through TorchInductor (model.compile); its "first call"
+column includes the compilation (shorter when Inductor's on-disk cache already holds the kernels).
 Each (preset, precision) runs in its own subprocess so that its peak memory (max RSS) is its own. The input is
 the first 8 s of a generated song (utils.synth, numpy backend); "released" has random weights (speed does not
 depend on them), "demo" is checkpoints/bsmamba2-demo, "fixture" the official parity fixture's model and
@@ -39,6 +41,8 @@ RANDOM_PRESETS = {**CONFIGS, "demo-random": CONFIGS["demo"]}
 PRESETS = (*(name for name in RANDOM_PRESETS if name != "demo"), "demo", "fixture")
 """Random weights by config name, the bundled demo checkpoint, and the official fixture's weights."""
 DEFAULT_PRESETS = ("released", "demo", "fixture")
+PATHS = ("fp32", "bf16", "fp32+compile", "bf16+compile")
+DEFAULT_PATHS = ("fp32", "bf16", "bf16+compile")
 
 
 def load_model(preset: str) -> BSMamba2:
@@ -65,16 +69,22 @@ def make_input(preset: str) -> np.ndarray:
 def run_one(args: argparse.Namespace) -> dict:
     import torch
 
+    from model.compile import compile_mamba_layers
     from model.precision import prepare_model
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = prepare_model(load_model(args.preset[0]).eval(), args.precision[0], "cpu")
+    precision, _, compiled = args.precision[0].partition("+")
+    model = prepare_model(load_model(args.preset[0]).eval(), precision, "cpu")
     model.set_block_elements(args.block_elements or None)
+    if compiled:
+        compile_mamba_layers(model)
     waveform = torch.from_numpy(np.load(args.input))[None]
     times = []
     with torch.inference_mode():
-        model.separate_waveform(waveform)  # warm-up
+        start = time.perf_counter()
+        model.separate_waveform(waveform)  # warm-up (and compilation)
+        first_call = time.perf_counter() - start
         for _ in range(args.runs):
             start = time.perf_counter()
             vocals = model.separate_waveform(waveform)
@@ -89,6 +99,7 @@ def run_one(args: argparse.Namespace) -> dict:
     seconds = waveform.shape[-1] / 44100
     return {
         "parameters": sum(p.numel() for p in model.parameters()),
+        "first_call_s": round(first_call, 1),
         "seconds_per_chunk": [round(t, 2) for t in times],
         "seconds_per_audio_second": round(min(times) / seconds, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -103,7 +114,7 @@ def sdr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=PRESETS, action="append", help=f"default: {', '.join(DEFAULT_PRESETS)}")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), action="append", help="default: fp32 and bf16")
+    parser.add_argument("--precision", choices=PATHS, action="append", help=f"default: {', '.join(DEFAULT_PATHS)}")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--block-elements", type=int, default=CPU_BLOCK_ELEMENTS, help="0: no block splitting")
@@ -116,8 +127,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_one(args)))
         return
-    precisions = args.precision or ["fp32", "bf16"]
-    print(f"{'preset':14} {'precision':9} {'params':>11} {'s/chunk':>16} {'s per s audio':>13} "
+    precisions = args.precision or list(DEFAULT_PATHS)
+    print(f"{'preset':14} {'precision':12} {'params':>11} {'1st call':>8} {'s/chunk':>16} {'s per s audio':>13} "
           f"{'speed-up':>8} {'peak RSS':>9} {'SDR vs ' + precisions[0]:>12}")
     with tempfile.TemporaryDirectory() as folder:
         for preset in args.preset or DEFAULT_PRESETS:
@@ -138,7 +149,8 @@ def main() -> None:
                 speed = result["seconds_per_audio_second"]
                 agreement = f"{sdr_db(first[1], np.load(output)):>9.1f} dB" if first else f"{'reference':>12}"
                 first = first or (speed, np.load(output))
-                print(f"{preset:14} {precision:9} {result['parameters']:>11,} {str(result['seconds_per_chunk']):>16} "
+                print(f"{preset:14} {precision:12} {result['parameters']:>11,} {result['first_call_s']:>7}s "
+                      f"{str(result['seconds_per_chunk']):>16} "
                       f"{speed:>13} {first[0] / speed:>7.2f}x {result['peak_rss_mb']:>6} MB {agreement}", flush=True)
 
 

@@ -219,8 +219,11 @@ def test_gpu_time_grows_with_the_song_and_is_capped() -> None:
 def test_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BSMAMBA2_MAX_MINUTES", "2.5")
     monkeypatch.setenv("BSMAMBA2_ALLOW_CHECKPOINT_CHOICE", "1")
+    monkeypatch.delenv("BSMAMBA2_COMPILE", raising=False)
     config = AppConfig.from_env()
-    assert config.max_duration_s == 150 and config.allow_checkpoint_choice
+    assert config.max_duration_s == 150 and config.allow_checkpoint_choice and config.compile
+    monkeypatch.setenv("BSMAMBA2_COMPILE", "off")
+    assert not AppConfig.from_env().compile
     monkeypatch.setenv("BSMAMBA2_MAX_MINUTES", "a lot")
     with pytest.raises(ValueError, match="BSMAMBA2_MAX_MINUTES"):
         AppConfig.from_env()

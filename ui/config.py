@@ -14,6 +14,7 @@ MAX_MINUTES_ENV = "BSMAMBA2_MAX_MINUTES"
 ALLOW_CHECKPOINT_CHOICE_ENV = "BSMAMBA2_ALLOW_CHECKPOINT_CHOICE"
 EXAMPLES_DIR_ENV = "BSMAMBA2_EXAMPLES_DIR"
 PRECISION_ENV = "BSMAMBA2_PRECISION"
+COMPILE_ENV = "BSMAMBA2_COMPILE"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -31,6 +32,7 @@ CONCURRENCY_LIMIT = 1
 # Gradio's own temporary files (uploads, copies of results): every 30 min, delete those older than 2 h.
 DELETE_CACHE = (1800, 7200)
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class AppConfig:
     chunk_seconds: float = OFFICIAL_CHUNK_SECONDS  # tests use shorter chunks to stay fast
     precision: str = AUTO  # see SeparationSettings; "fp32" is the reference, "bf16" the CPU fast path
     voice_detector: str = LEARNED_DETECTOR  # who finds the phrases (model.inference.pipeline.VOICE_DETECTORS)
+    compile: bool = False  # CPU: compile the Mamba2 layers (model.compile), warmed up when the app starts
 
     @property
     def max_duration_s(self) -> float:
@@ -51,8 +54,8 @@ class AppConfig:
 
     @classmethod
     def from_env(cls) -> AppConfig:
-        """Read `BSMAMBA2_MAX_MINUTES`, `BSMAMBA2_ALLOW_CHECKPOINT_CHOICE`, `BSMAMBA2_EXAMPLES_DIR` and
-        `BSMAMBA2_PRECISION`."""
+        """Read `BSMAMBA2_MAX_MINUTES`, `BSMAMBA2_ALLOW_CHECKPOINT_CHOICE`, `BSMAMBA2_EXAMPLES_DIR`,
+        `BSMAMBA2_PRECISION` and `BSMAMBA2_COMPILE` (on unless "0", "false", "no" or "off")."""
         raw_minutes = os.environ.get(MAX_MINUTES_ENV, "").strip()
         try:
             max_minutes = float(raw_minutes) if raw_minutes else DEFAULT_MAX_MINUTES
@@ -65,4 +68,6 @@ class AppConfig:
         precision = os.environ.get(PRECISION_ENV, "").strip().lower() or AUTO
         if precision != AUTO and precision not in PRECISIONS:
             raise ValueError(f"{PRECISION_ENV} must be {AUTO!r} or one of {sorted(PRECISIONS)}, got {precision!r}")
-        return cls(max_minutes=max_minutes, allow_checkpoint_choice=allow, examples_dir=examples, precision=precision)
+        compiled = os.environ.get(COMPILE_ENV, "").strip().lower() not in FALSE_WORDS
+        return cls(max_minutes=max_minutes, allow_checkpoint_choice=allow, examples_dir=examples, precision=precision,
+                   compile=compiled)

@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             device=args.device,
             precision=args.precision,
+            compile=args.compile,
         )
         song = SongSettings(
             output=OutputSettings(args.format, args.bit_depth, args.keep_44k),
@@ -75,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:  # e.g. --device cuda without CUDA
         parser.error(str(error))
     log.info("model: %s", loaded.describe())
-    log.info("device: %s, precision: %s", separator.device, separator.precision)
+    log.info("device: %s, precision: %s%s", separator.device, separator.precision,
+             ", compiled" if separator.compiled else "")
 
     for path in inputs:
         try:
@@ -101,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:0, ...")
     parser.add_argument("--precision", choices=[AUTO, *PRECISIONS], default=defaults.precision,
                         help="auto: bf16 on a CPU with bf16 hardware, fp16 on CUDA, else fp32 (the reference)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=defaults.compile,
+                        help="CPU: compile the Mamba2 layers with TorchInductor (needs a C++ compiler): faster "
+                             "from the second minute of audio on, after a one-off compile of tens of seconds")
     parser.add_argument("--chunk-seconds", type=float, default=defaults.chunk_seconds)
     parser.add_argument("--overlap", type=float, default=defaults.overlap,
                         help="fraction of a chunk shared with the next, cross-faded (0 = official)")

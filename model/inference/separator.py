@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from model.bsmamba2 import BSMamba2
+from model.compile import compile_mamba_layers, compiler_available, uncompile_mamba_layers
 from model.kernels import use_device_defaults
 from model.precision import AUTO, PRECISIONS, inference_autocast, prepare_model, resolve_precision
 from model.stft import SAMPLE_RATE
@@ -56,6 +57,7 @@ class SeparationSettings:
     batch_size: int | None = None  # chunks per forward pass; None: the device's (model.kernels); same results
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:0", ...
     precision: str = AUTO  # "auto": fp16 autocast on CUDA, bf16 on a CPU with bf16 hardware, else fp32
+    compile: bool = False  # CPU: run the Mamba2 layers through TorchInductor (model.compile); same results
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.chunk_seconds) and self.chunk_seconds > 0):
@@ -158,6 +160,12 @@ class Separator:
         self.model = prepare_model(self.model, self.precision, self.device)  # CPU bf16: weights cast once
         if self.device.type == "cpu":
             self.model.set_block_elements(CPU_BLOCK_ELEMENTS)
+        # The model object may be shared with earlier separators: compile or uncompile it to match.
+        self.compiled = settings.compile and self.device.type == "cpu" and compiler_available()
+        if self.compiled:
+            compile_mamba_layers(self.model)
+        else:
+            uncompile_mamba_layers(self.model)
         self.channels = model.config.audio_channels
         if VOCALS not in model.config.stems:
             raise ValueError(f"the model has no '{VOCALS}' stem: {model.config.stems}")
@@ -238,9 +246,31 @@ class Separator:
         for row, start in enumerate(starts):
             piece = mixture.read(start, start + chunk)
             batch[row, :, : piece.shape[1]] = torch.from_numpy(piece)
-        with inference_autocast(self.precision, self.device):
-            stems = self.model.separate_waveform(batch.to(self.device))
+        return self._vocals(batch)
+
+    def _vocals(self, batch: torch.Tensor) -> np.ndarray:
+        """The network on a batch of chunks `(n, channels, chunk)` → vocals `(n, channels, chunk)` float32;
+        falls back to eager for good if the compiled layers fail (e.g. a broken compiler toolchain)."""
+        try:
+            with inference_autocast(self.precision, self.device):
+                stems = self.model.separate_waveform(batch.to(self.device))
+        except Exception as error:
+            if not self.compiled:
+                raise
+            log.warning("compiled model failed (%s: %s); running eager", type(error).__name__, error)
+            uncompile_mamba_layers(self.model)
+            self.compiled = False
+            return self._vocals(batch)
         return stems[:, self.vocals_index].float().cpu().numpy()
+
+    def warm_up(self) -> None:
+        """Run the batch shapes a song needs once (a full batch and a single chunk) on silence, so that the
+        first song does not wait for compilation. Does nothing when the model runs eager."""
+        if not self.compiled:
+            return
+        with torch.inference_mode():
+            for count in sorted({self.batch_size, 1}, reverse=True):
+                self._vocals(torch.zeros(count, self.channels, self.settings.chunk_samples))
 
     def _check_block(self, mixture: np.ndarray) -> None:
         if not isinstance(mixture, np.ndarray) or mixture.dtype != np.float32:
