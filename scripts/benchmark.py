@@ -8,7 +8,9 @@ Every model has random weights (speed does not depend on them) and separates the
 stereo song, already decoded, end to end: chunking, STFT/iSTFT and stitching are timed, decoding is not.
 
 - BSMamba2: the released config through our `Separator` (8-s chunks, no overlap, `--batch-size` a pass);
-  on CUDA once with the PyTorch scan and once with mamba_ssm's Triton scan when it loads (docs/GPU.md).
+  on CUDA once with the PyTorch scan and once with mamba_ssm's Triton scan when it loads (docs/GPU.md); on a
+  CPU once in float32 and once on the CPU fast path (`bf16`: bfloat16 weights, model/precision.py), the
+  peers staying float32.
 - HTDemucs: demucs' `HTDemucs` with its class defaults, the four sources and 7.8-s training segment of the
   released `htdemucs`, applied with demucs' own `apply_model` (its default 25 % overlap, one shift).
 - BS-RoFormer: lucidrains' `BSRoformer` at the size of the community vocals configs (dim 384, depth 6, one
@@ -316,9 +318,10 @@ CHECKS = {"autocast_sdr": autocast_sdr, "memory_by_length": memory_by_length}
 # --- the driver --------------------------------------------------------------------------------
 
 
-def run_worker(args: argparse.Namespace, extra: list[str]) -> dict:
-    """Run this script on one job in a fresh interpreter; its last stdout line is the JSON result."""
-    command = [sys.executable, str(Path(__file__).resolve()), *extra, *_common_flags(args)]
+def run_worker(args: argparse.Namespace, extra: list[str], precision: str | None = None) -> dict:
+    """Run this script on one job in a fresh interpreter (in `precision`, default the run's); its last stdout
+    line is the JSON result."""
+    command = [sys.executable, str(Path(__file__).resolve()), *extra, *_common_flags(args, precision)]
     completed = subprocess.run(command, check=False, capture_output=True, text=True)
     lines = completed.stdout.strip().splitlines()
     if completed.returncode != 0 or not lines:
@@ -327,14 +330,14 @@ def run_worker(args: argparse.Namespace, extra: list[str]) -> dict:
     return json.loads(lines[-1])
 
 
-def _common_flags(args: argparse.Namespace) -> list[str]:
+def _common_flags(args: argparse.Namespace, precision: str | None = None) -> list[str]:
     flags = [
         "--device",
         args.device,
         "--seconds",
         str(args.seconds),
         "--precision",
-        args.precision,
+        precision or args.precision,
         "--batch-size",
         str(args.batch_size),
     ]
@@ -345,25 +348,28 @@ def benchmark(args: argparse.Namespace) -> list[Result]:
     jobs = []
     for name in args.models:
         if name == "bsmamba2":
-            jobs += [(name, backend) for backend in _bsmamba2_backends(args.device)]
+            jobs += [(name, backend, precision) for backend, precision in _bsmamba2_jobs(args.device, args.precision)]
         else:
-            jobs.append((name, ""))
+            jobs.append((name, "", args.precision))
     results = []
-    for name, backend in jobs:
-        print(f"timing {name} {backend}".rstrip() + " ...", file=sys.stderr, flush=True)
-        raw = run_worker(args, ["--worker", name] + (["--backend", backend] if backend else []))
+    for name, backend, precision in jobs:
+        print(f"timing {name} {backend} {precision} ...", file=sys.stderr, flush=True)
+        raw = run_worker(args, ["--worker", name] + (["--backend", backend] if backend else []), precision)
         if "error" in raw and "model" not in raw:
             results.append(
-                Result(name, backend, args.device, args.precision, args.seconds, error=raw["error"])
+                Result(name, backend, args.device, precision, args.seconds, error=raw["error"])
             )
         else:
             results.append(Result(**raw))
     return results
 
 
-def _bsmamba2_backends(device: str) -> list[str]:
-    """Both scans on CUDA (an error row when mamba_ssm does not load), the PyTorch one elsewhere."""
-    return ["torch", "mamba_ssm"] if device == "cuda" else ["torch"]
+def _bsmamba2_jobs(device: str, precision: str) -> list[tuple[str, str]]:
+    """(scan backend, precision) of each BSMamba2 run: both scans on CUDA (an error row when mamba_ssm does
+    not load); on a CPU the PyTorch scan in float32 and on the bf16 fast path."""
+    if device == "cuda":
+        return [("torch", precision), ("mamba_ssm", precision)]
+    return [("torch", "fp32"), ("torch", "bf16")]
 
 
 def format_table(results: list[Result]) -> str:
@@ -408,8 +414,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.seconds = args.seconds or DEFAULT_SECONDS[args.device]
     args.precision = args.precision or DEFAULT_PRECISION[args.device]
-    if args.device == "cpu" and args.precision != "fp32":
-        parser.error("fp16/bf16 autocast is only measured on CUDA; use --precision fp32 on a CPU")
+    if args.device == "cpu" and args.precision != "fp32" and args.worker != "bsmamba2":
+        parser.error("fp16/bf16 autocast is only measured on CUDA; on a CPU the peers run fp32 and BSMamba2 "
+                     "runs both fp32 and its bf16 fast path")
     return args
 
 
@@ -434,7 +441,7 @@ def main(argv: list[str] | None = None) -> None:
     print(format_table(results))
     checks = []
     if args.device == "cuda" and "bsmamba2" in args.models:
-        for backend in _bsmamba2_backends(args.device):
+        for backend, _ in _bsmamba2_jobs(args.device, args.precision):
             for check in CHECKS:
                 print(f"checking {check} ({backend}) ...", file=sys.stderr, flush=True)
                 job = {"check": check, "backend": backend}
