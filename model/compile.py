@@ -44,7 +44,10 @@ def compiler_available() -> bool:
 
 
 def compile_mamba_layers(model: nn.Module) -> int:
-    """Compile every `MambaBlockLayer` of `model` in place (idempotent); returns how many there are."""
+    """Compile every `MambaBlockLayer` of `model` in place (idempotent); returns how many there are.
+
+    The compiled forward is bound to its layer: uncompile before `copy.deepcopy`, or the copy runs the
+    original's weights."""
     layers = [module for module in model.modules() if isinstance(module, MambaBlockLayer)]
     for layer in layers:
         if not is_compiled(layer):

@@ -16,6 +16,7 @@ a new model only costs its separation. Writes `<out>/with-stem.safetensors` and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -32,7 +33,10 @@ from model.stft import SAMPLE_RATE  # noqa: E402
 from model.weights.pretrained import load_model  # noqa: E402
 from model.inference.separator import SeparationSettings, Separator  # noqa: E402
 from utils.voice_detector import (  # noqa: E402
+    CHANNELS,
     DETECTOR_DIR,
+    DILATIONS,
+    MEL_BANDS,
     MIXTURE_ONLY,
     VARIANTS,
     WITH_STEM,
@@ -57,6 +61,9 @@ VALIDATION_EVERY = 8
 STEPS, BATCH, CROP_FRAMES, LEARNING_RATE = 600, 8, 200, 3e-3
 # Loudness augmentation: the mixture-level feature is shifted by up to this many dB (both features relative).
 GAIN_AUGMENT_DB = (-24.0, 6.0)
+# The hysteresis is tuned on the validation songs: "on" thresholds tried, "off" this much lower.
+ON_PROBABILITIES = (0.3, 0.4, 0.5, 0.6, 0.7)
+HYSTERESIS_GAP = 0.2
 TRAIN_SEED = 0
 # Every song also gets a simulated leaky stem: a share of its true vocals plus its accompaniment this far
 # down. The demo model leaks about -17 dB; the range covers better models too, so the detector learns the
@@ -153,11 +160,13 @@ def examples(songs: list[dict], variant: str, separated_only: bool = False) -> l
     ]
 
 
-def train_variant(variant: str, train: list[tuple[np.ndarray, np.ndarray]], steps: int, seed: int) -> FrameClassifier:
+def train_variant(
+    config: DetectorConfig, train: list[tuple[np.ndarray, np.ndarray]], steps: int, batch: int, seed: int
+) -> FrameClassifier:
     """Adam on random crops, binary cross-entropy against the labels."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    config = DetectorConfig(variant=variant)
+    variant = config.variant
     classifier = FrameClassifier(config)
     features = [x for x, _ in train]
     stacked = np.concatenate(features)
@@ -168,7 +177,7 @@ def train_variant(variant: str, train: list[tuple[np.ndarray, np.ndarray]], step
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, LEARNING_RATE, total_steps=steps)
     for step in range(steps):
         batch_x, batch_y = [], []
-        for index in rng.integers(len(train), size=BATCH):
+        for index in rng.integers(len(train), size=batch):
             start = rng.integers(max(1, len(features[index]) - CROP_FRAMES))
             crop = features[index][start : start + CROP_FRAMES].copy()
             crop[:, level_column] = np.clip(crop[:, level_column] + rng.uniform(*GAIN_AUGMENT_DB), -100.0, 0.0)
@@ -196,6 +205,21 @@ def validation_f1(classifier: FrameClassifier, validation: list[tuple[np.ndarray
     return frame_f1(np.concatenate(predicted), np.concatenate([y for _, y in validation]))
 
 
+def tune_thresholds(
+    classifier: FrameClassifier, validation: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[FrameClassifier, float]:
+    """Choose the hysteresis (on, off = on − HYSTERESIS_GAP) with the best validation F1; the tuned
+    classifier (its config holds them) and that F1."""
+    best = (validation_f1(classifier, validation), classifier.config)
+    for on in ON_PROBABILITIES:
+        config = dataclasses.replace(classifier.config, on_probability=on,
+                                     off_probability=max(0.0, on - HYSTERESIS_GAP))
+        classifier.config = config
+        best = max(best, (validation_f1(classifier, validation), config), key=lambda pair: pair[0])
+    classifier.config = best[1]
+    return classifier, best[0]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="separation model whose stems it sees")
@@ -207,6 +231,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=DURATION_S)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--batch", type=int, default=BATCH, help="crops of 4 s per step")
+    parser.add_argument("--channels", type=int, default=CHANNELS, help="width of the network")
+    parser.add_argument("--mel-bands", type=int, default=MEL_BANDS)
+    parser.add_argument("--dilations", type=int, nargs="+", default=list(DILATIONS),
+                        help="one residual convolution per dilation (context grows with their sum)")
     parser.add_argument("--seed", type=int, default=TRAIN_SEED)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--separated-songs", type=int, default=None,
@@ -221,15 +250,22 @@ def main(argv: list[str] | None = None) -> None:
 
     folders = ensure_songs(args.data, args.songs, args.seed0, args.instrumentals, args.instrumental_seed0, args.duration)
     separated = (len(folders) if args.separated_songs is None else args.separated_songs) if WITH_STEM in args.variants else 0
-    songs = song_tensors(folders, args.checkpoint, separated, args.cache, DetectorConfig(), args.seed, args.simulated)
+    base = DetectorConfig(channels=args.channels, mel_bands=args.mel_bands, dilations=tuple(args.dilations))
+    songs = song_tensors(folders, args.checkpoint, separated, args.cache, base, args.seed, args.simulated)
     train = [s for i, s in enumerate(songs) if i % VALIDATION_EVERY != VALIDATION_EVERY - 1]
     validation = [s for i, s in enumerate(songs) if i % VALIDATION_EVERY == VALIDATION_EVERY - 1]
     prepared = time.perf_counter() - started
     print(f"{len(train)} training and {len(validation)} validation songs ready in {prepared:.0f} s", flush=True)
 
     for variant in args.variants:
-        classifier = train_variant(variant, examples(train, variant), args.steps, args.seed)
-        f1 = validation_f1(classifier, examples(validation, variant, separated_only=True)) if validation else None
+        config = dataclasses.replace(base, variant=variant)
+        classifier = train_variant(config, examples(train, variant), args.steps, args.batch, args.seed)
+        scored = examples(validation, variant, separated_only=True)
+        f1 = None
+        if scored:
+            classifier, f1 = tune_thresholds(classifier, scored)
+            print(f"{variant}: hysteresis on {classifier.config.on_probability:.2f} / off "
+                  f"{classifier.config.off_probability:.2f}", flush=True)
         provenance = {
             "separation_checkpoint": args.checkpoint if variant == WITH_STEM else None,
             "separation_fingerprint": separation_fingerprint(args.checkpoint) if variant == WITH_STEM else None,
@@ -240,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
             "validation_songs": [s["name"] for s in validation],
             "validation_frame_f1": None if f1 is None else round(f1, 4),
             "steps": args.steps,
+            "batch": args.batch,
             "seed": args.seed,
         }
         save_detector(classifier, args.out / f"{variant}.safetensors", provenance)

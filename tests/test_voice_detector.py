@@ -178,3 +178,17 @@ def test_streaming_in_blocks_gives_the_whole_song_probabilities(variant: str) ->
         start += size
     pieces.append(stream.finish())
     np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-5)
+
+
+def test_training_tunes_the_hysteresis_on_validation(monkeypatch):
+    from scripts import train_detector
+
+    truth = np.r_[np.zeros(150, bool), np.ones(150, bool)]  # 3 s of no voice, then 3 s of voice
+    probability = np.where(truth, 0.95, 0.65).astype(np.float32)  # a detector too eager where nobody sings
+    monkeypatch.setattr(train_detector, "voice_probability", lambda classifier, features: probability)
+    classifier = FrameClassifier(DetectorConfig(variant=MIXTURE_ONLY))
+    features = np.zeros((truth.size, classifier.config.num_features), np.float32)
+    untuned = train_detector.validation_f1(classifier, [(features, truth)])
+    tuned, f1 = train_detector.tune_thresholds(classifier, [(features, truth)])
+    assert untuned < 0.7 and f1 > 0.95
+    assert tuned.config.on_probability == 0.7 and tuned.config.off_probability == pytest.approx(0.5)
