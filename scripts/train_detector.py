@@ -213,7 +213,7 @@ def tune_thresholds(
     best = (validation_f1(classifier, validation), classifier.config)
     for on in ON_PROBABILITIES:
         config = dataclasses.replace(classifier.config, on_probability=on,
-                                     off_probability=max(0.0, on - HYSTERESIS_GAP))
+                                     off_probability=round(max(0.0, on - HYSTERESIS_GAP), 2))
         classifier.config = config
         best = max(best, (validation_f1(classifier, validation), config), key=lambda pair: pair[0])
     classifier.config = best[1]
