@@ -20,6 +20,8 @@ from __future__ import annotations
 import functools
 import logging
 
+import einops
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -48,6 +50,7 @@ def compile_mamba_layers(model: nn.Module) -> int:
 
     The compiled forward is bound to its layer: uncompile before `copy.deepcopy`, or the copy runs the
     original's weights."""
+    _register_einops_backends()
     layers = [module for module in model.modules() if isinstance(module, MambaBlockLayer)]
     for layer in layers:
         if not is_compiled(layer):
@@ -67,11 +70,21 @@ def is_compiled(layer: nn.Module) -> bool:
     return "forward" in vars(layer)
 
 
+def _register_einops_backends() -> None:
+    """Have einops register its numpy backend now. Compiled graphs guard on the number of einops backends
+    registered when they were traced; the first `rearrange` of a numpy array elsewhere in the app (plots,
+    the voice detector) would otherwise register one mid-song and make every graph compile again."""
+    einops.rearrange(np.zeros((1, 1)), "a b -> b a")
+
+
 def _dynamic_batch(compiled):
     """Mark the batch axis dynamic before each call, so every block size shares one graph; the sequence
-    length and the width stay static (fully dynamic shapes compile slower code)."""
+    length and the width stay static (fully dynamic shapes compile slower code). The input is made
+    contiguous first: the dual-path rearranges hand over strided views whose strides change with the number
+    of chunks in a batch, and each new layout would compile again."""
 
     def forward(u: Tensor) -> Tensor:
+        u = u.contiguous()
         torch._dynamo.maybe_mark_dynamic(u, 0)
         return compiled(u)
 
