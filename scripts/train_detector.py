@@ -197,27 +197,35 @@ def train_variant(
 
 def validation_f1(classifier: FrameClassifier, validation: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Frame F1 of the detector's phrases against the labels, all validation frames pooled."""
-    hop = round(classifier.config.activity.hop_s * SAMPLE_RATE)
-    predicted = [
-        phrases_from_probability(voice_probability(classifier, x), x.shape[0] * hop, SAMPLE_RATE, classifier.config)[0]
-        for x, _ in validation
-    ]
-    return frame_f1(np.concatenate(predicted), np.concatenate([y for _, y in validation]))
+    probabilities = [voice_probability(classifier, x) for x, _ in validation]
+    return _pooled_f1(probabilities, validation, classifier.config)
 
 
 def tune_thresholds(
     classifier: FrameClassifier, validation: list[tuple[np.ndarray, np.ndarray]]
 ) -> tuple[FrameClassifier, float]:
     """Choose the hysteresis (on, off = on − HYSTERESIS_GAP) with the best validation F1; the tuned
-    classifier (its config holds them) and that F1."""
-    best = (validation_f1(classifier, validation), classifier.config)
-    for on in ON_PROBABILITIES:
-        config = dataclasses.replace(classifier.config, on_probability=on,
-                                     off_probability=round(max(0.0, on - HYSTERESIS_GAP), 2))
-        classifier.config = config
-        best = max(best, (validation_f1(classifier, validation), config), key=lambda pair: pair[0])
-    classifier.config = best[1]
-    return classifier, best[0]
+    classifier (its config holds them) and that F1. The network runs once; only the decisions are redone."""
+    probabilities = [voice_probability(classifier, x) for x, _ in validation]
+    candidates = [classifier.config] + [
+        dataclasses.replace(classifier.config, on_probability=on, off_probability=round(max(0.0, on - HYSTERESIS_GAP), 2))
+        for on in ON_PROBABILITIES
+    ]
+    scored = [(_pooled_f1(probabilities, validation, config), config) for config in candidates]
+    f1, classifier.config = max(scored, key=lambda pair: pair[0])  # the first of equals: the default if tied
+    return classifier, f1
+
+
+def _pooled_f1(
+    probabilities: list[np.ndarray], validation: list[tuple[np.ndarray, np.ndarray]], config: DetectorConfig
+) -> float:
+    """Pooled frame F1 of the phrases that `config`'s hysteresis makes of per-song `probabilities`."""
+    hop = round(config.activity.hop_s * SAMPLE_RATE)
+    predicted = [
+        phrases_from_probability(p, x.shape[0] * hop, SAMPLE_RATE, config)[0]
+        for p, (x, _) in zip(probabilities, validation, strict=True)
+    ]
+    return frame_f1(np.concatenate(predicted), np.concatenate([y for _, y in validation]))
 
 
 def main(argv: list[str] | None = None) -> None:
