@@ -30,6 +30,8 @@ __all__ = [
     "prepare_model",
     "held_dtype",
     "inference_autocast",
+    "TRAINING_PRECISIONS",
+    "resolve_training_precision",
     "training_autocast",
 ]
 
@@ -118,8 +120,26 @@ def inference_autocast(precision: str, device: torch.device | str) -> contextlib
     return contextlib.nullcontext()
 
 
-def training_autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
-    """bf16 autocast for a training step on CUDA and on CPUs with bf16 hardware; float32 elsewhere."""
+TRAINING_PRECISIONS = (AUTO, FP32, BF16)
+"""What a training step can run in: bf16 autocast or plain float32 (fp16 would need a gradient scaler)."""
+
+
+def resolve_training_precision(name: str, device: torch.device | str) -> str:
+    """"auto" is bf16 on CUDA (the official `precision: bf16`) and on CPUs with bf16 hardware, else fp32.
+
+    On a CPU without AMX bf16 pays off for the larger configs only (scripts/bench_train.py: 1.4x for the
+    released one, 0.93x for the bundled demo model), so scripts/train.py lets the caller choose.
+    """
     device = torch.device(device)
-    enabled = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+    if name not in TRAINING_PRECISIONS:
+        raise ValueError(f"training precision must be one of {TRAINING_PRECISIONS}: {name!r}")
+    if name == AUTO:
+        return BF16 if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()) else FP32
+    return name
+
+
+def training_autocast(device: torch.device | str, precision: str = AUTO) -> contextlib.AbstractContextManager:
+    """bf16 autocast around a training step's forward where `precision` resolves to bf16; float32 otherwise."""
+    device = torch.device(device)
+    enabled = resolve_training_precision(precision, device) == BF16
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)

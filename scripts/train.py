@@ -12,8 +12,9 @@
         --accumulate 1 --lr 1e-3 --ema-decay 0.99 --aligned-prob 0.3 --backing-prob 0.25
 
 Recipe: random remixes of salient segments (10 % vocal-free), 10·L1(time) + 5-resolution complex STFT L1,
-AdamW(lr 5e-4, weight decay 0.01), no scheduler, gradient-norm clip 3, bf16 autocast on CUDA, EMA 0.999 of the
-weights. Every `--valid-every` optimizer steps it logs the validation uSDR of the raw and EMA weights to
+AdamW(lr 5e-4, weight decay 0.01), no scheduler, gradient-norm clip 3, EMA 0.999 of the weights; the official
+runs under bf16 autocast, and so does this one on CUDA and on CPUs with bf16 hardware (`--precision auto`;
+`--precision fp32` for small configs, which measured faster in float32 on a CPU without AMX: scripts/bench_train.py). Every `--valid-every` optimizer steps it logs the validation uSDR of the raw and EMA weights to
 `<run>/log.jsonl` and saves `<run>/last.pt` (resumable: run the same command again) and the EMA weights in
 our Hub format in `<run>/ema/` (the best by validation uSDR in `<run>/best/`). `--init` starts from a model in
 our Hub format (its config replaces `--preset`); `--aligned-prob` and `--backing-prob` turn on the departures
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model.bsmamba2 import PRESETS, BSMamba2  # noqa: E402
 from model.kernels import best_scan_backend, use_scan_backend  # noqa: E402
 from model.loss import separation_loss  # noqa: E402
+from model.precision import TRAINING_PRECISIONS, resolve_training_precision, training_autocast  # noqa: E402
 from model.stft import SAMPLE_RATE  # noqa: E402
 from model.weights.pretrained import KIND_SYNTHETIC  # noqa: E402
 from utils.metrics import usdr  # noqa: E402
@@ -76,13 +78,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ema-decay", type=float, default=EMA_DECAY, help="0.999 official; lower for short runs")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--precision", choices=TRAINING_PRECISIONS, default="auto",
+                        help="forward under bf16 autocast (bf16) or not (fp32); auto: bf16 on CUDA and on CPUs "
+                        "with bf16 hardware. Small configs can train faster in fp32: scripts/bench_train.py")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this long")
     return parser.parse_args(argv)
-
-
-def autocast(device: torch.device):
-    """bf16 mixed precision on CUDA (the official `precision: bf16`), full float32 elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 @torch.inference_mode()
@@ -91,7 +91,8 @@ def validate(model: torch.nn.Module, mixtures: np.ndarray, vocals: np.ndarray, d
     model.eval()
     scores = []
     for mixture, target in zip(mixtures, vocals):
-        with autocast(device):
+        # bf16 on CUDA as the official validation; float32 on a CPU, so that runs stay comparable.
+        with training_autocast(device, "auto" if device.type == "cuda" else "fp32"):
             estimate = model.separate_waveform(torch.from_numpy(mixture[None]).to(device))
         scores.append(usdr(target[0], estimate[0, 0].float().cpu().numpy()))
     model.train()
@@ -141,6 +142,8 @@ def train(args: argparse.Namespace) -> None:
     valid_mix, valid_voc = aligned_examples(args.valid, segment, args.valid_examples, seed=args.seed)
 
     kind = data_kind(args.train)
+    precision = resolve_training_precision(args.precision, device)
+    log.info("training in %s on %s", precision, device)
     model = BSMamba2.from_pretrained(str(args.init)) if args.init else BSMamba2(PRESETS[args.preset])
     config = model.config
     model = model.to(device).train()
@@ -168,7 +171,7 @@ def train(args: argparse.Namespace) -> None:
                 # Each micro-batch has its own seeded generator: resuming replays the same examples.
                 rng = np.random.default_rng([args.seed, step, micro])
                 mixture, target = (torch.from_numpy(a).to(device) for a in remixer.batch(rng, args.batch_size))
-                with autocast(device):
+                with training_autocast(device, precision):
                     estimate = model.separate_waveform(mixture)
                 loss = separation_loss(estimate.float(), target) / args.accumulate
                 loss.backward()
@@ -201,6 +204,7 @@ def train(args: argparse.Namespace) -> None:
                     "segment_seconds": args.segment_seconds,
                     "train_seconds": round(seconds),
                     "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+                    "precision": precision,
                     "valid_usdr_ema": record["valid_usdr_ema"],
                     "config": asdict(config),
                 }

@@ -9,7 +9,13 @@ import torch
 
 from model import precision
 from model.bsmamba2 import BSMamba2, BSMamba2Config
-from model.precision import cpu_has_bf16, prepare_model, resolve_precision, training_autocast
+from model.precision import (
+    cpu_has_bf16,
+    prepare_model,
+    resolve_precision,
+    resolve_training_precision,
+    training_autocast,
+)
 from model.stft import stft
 
 SMALL_CONFIG = BSMamba2Config(dim=32, depth=2, mamba_d_state=16, mamba_headdim=16)
@@ -99,3 +105,15 @@ def test_training_autocast_is_bf16_only_where_the_hardware_has_it(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     with training_autocast("cpu"):
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
+def test_training_precision_can_be_chosen_whatever_the_hardware(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    with training_autocast("cpu", "fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    with training_autocast("cpu", "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+    assert resolve_training_precision("auto", "cuda") == "bf16"
+    with pytest.raises(ValueError, match="training precision"):
+        resolve_training_precision("fp16", "cpu")
