@@ -197,7 +197,7 @@ def causal_depthwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None) -> Ten
     """
     kernel = weight.shape[-1]
     length = x.shape[1]
-    if x.dtype == torch.bfloat16:
+    if x.dtype == torch.bfloat16 and not torch.compiler.is_compiling():
         channels_first = F.conv1d(x.transpose(1, 2), weight.to(x.dtype), bias if bias is None else bias.to(x.dtype),
                                   padding=kernel - 1, groups=x.shape[-1])
         return channels_first[..., :length].transpose(1, 2).contiguous()
