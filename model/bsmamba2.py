@@ -226,15 +226,14 @@ class BSMamba2(
 
         Axes in the rearrange patterns below:
             b - batch            c - audio channel (2 for stereo)    f - STFT bin (1025)
-            t - frame (time)     p - real/imaginary part             q - (bin, channel) pairs, f·c
-            k - band (62)        d - feature (dim)                   n - stem
+            t - frame (time)     p - real/imaginary part             k - band (62)
+            d - feature (dim)    n - stem
         """
         channels = self.config.audio_channels
         if spec.shape[1] != channels or spec.shape[2] != N_FFT // 2 + 1:
             raise ValueError(f"expected (batch, {channels}, {N_FFT // 2 + 1}, frames), got {tuple(spec.shape)}")
         # Frequency outer, channel inner, (real, imag) fastest: feature index (f·C + c)·2 + p (official-model.md §2.1).
-        stft_repr = rearrange(torch.view_as_real(spec), "b c f t p -> b (f c) t p")
-        x = self.band_split(rearrange(stft_repr, "b q t p -> b t (q p)"))
+        x = self.band_split(rearrange(torch.view_as_real(spec), "b c f t p -> b t (f c p)"))
 
         batch, frames, bands, _ = x.shape
         for time_block, band_block in self.layers:
@@ -245,10 +244,13 @@ class BSMamba2(
             x = rearrange(x, "(b t) k d -> b t k d", b=batch)
 
         x = self.final_norm(x)
-        masks = torch.stack([estimator(x) for estimator in self.mask_estimators], dim=1)
-        masks = rearrange(masks.float(), "b n t (q p) -> b n q t p", p=COMPLEX_PARTS).contiguous()
-        separated = torch.view_as_complex(stft_repr.contiguous())[:, None] * torch.view_as_complex(masks)
-        return rearrange(separated, "b n (f c) t -> b n c f t", c=channels)
+        masks = torch.stack([estimator(x) for estimator in self.mask_estimators], dim=1)  # (b n t (f c p))
+        # The complex masks are multiplied in the masks' own (t, f, c) order: no copy of either operand.
+        masks = torch.view_as_complex(
+            rearrange(masks.float(), "b n t (f c p) -> b n t f c p", c=channels, p=COMPLEX_PARTS)
+        )
+        separated = masks * rearrange(spec, "b c f t -> b 1 t f c")
+        return rearrange(separated, "b n t f c -> b n c f t")
 
     def set_block_elements(self, elements: int | None) -> None:
         """Run inference (no autograd) on blocks of about `elements` (step × d_inner) activations per
