@@ -4,7 +4,7 @@
     python scripts/bench_train.py --preset released --segment-seconds 1 --batch-size 1 --threads 2
 
 Each precision runs in its own subprocess (its own peak memory) from the same weights, the same random batch and
-the same seed, for `--steps` optimizer steps of `scripts/train.py`'s recipe (AdamW, the official loss, clip 3).
+the same seed, for `--steps` optimizer steps of `scripts/train.py` (`train_step`: the official loss, clip 3, AdamW).
 Prints seconds per step (the first step, which warms up, is left out), steps per hour, the speed-up over the
 first precision, peak resident memory, and the loss after the last step next to the first precision's.
 """
@@ -22,22 +22,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.bsmamba2 import PRESETS  # noqa: E402
+from model.precision import AUTO, TRAINING_PRECISIONS  # noqa: E402
 from model.stft import SAMPLE_RATE  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINT = REPO / "checkpoints" / "bsmamba2-demo"
-TRAIN_PRECISIONS = ("fp32", "bf16")
+TRAIN_PRECISIONS = tuple(p for p in TRAINING_PRECISIONS if p != AUTO)
 
 
 def run_one(args: argparse.Namespace) -> dict:
     import torch
 
     from model.bsmamba2 import BSMamba2
-    from model.loss import separation_loss
-    from model.precision import training_autocast
 
     sys.path.insert(0, str(REPO / "scripts"))
-    from train import GRAD_CLIP, WEIGHT_DECAY
+    from train import WEIGHT_DECAY, train_step
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -47,19 +46,12 @@ def run_one(args: argparse.Namespace) -> dict:
     samples = int(args.segment_seconds * SAMPLE_RATE)
     generator = torch.Generator().manual_seed(1)
     mixture = 0.1 * torch.randn(args.batch_size, 2, samples, generator=generator)
-    target = 0.5 * mixture[:, None]
+    batch = (mixture, 0.5 * mixture[:, None])
     times, loss = [], float("nan")
     for _ in range(args.steps + 1):
         start = time.perf_counter()
-        with training_autocast("cpu", args.precision):
-            estimate = model.separate_waveform(mixture)
-        step_loss = separation_loss(estimate.float(), target)
-        step_loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss, _ = train_step(model, optimizer, [batch], 1, torch.device("cpu"), args.precision)
         times.append(time.perf_counter() - start)
-        loss = step_loss.item()
     return {
         "seconds_per_step": round(min(times[1:]), 2),
         "steps": [round(t, 2) for t in times],

@@ -14,7 +14,9 @@
 Recipe: random remixes of salient segments (10 % vocal-free), 10·L1(time) + 5-resolution complex STFT L1,
 AdamW(lr 5e-4, weight decay 0.01), no scheduler, gradient-norm clip 3, EMA 0.999 of the weights; the official
 runs under bf16 autocast, and so does this one on CUDA and on CPUs with bf16 hardware (`--precision auto`;
-`--precision fp32` for small configs, which measured faster in float32 on a CPU without AMX: scripts/bench_train.py). Every `--valid-every` optimizer steps it logs the validation uSDR of the raw and EMA weights to
+`--precision fp32` for small configs, which measured faster in float32 on a CPU without AMX:
+scripts/bench_train.py). Every `--valid-every` optimizer steps it logs the validation uSDR of the raw and EMA
+weights to
 `<run>/log.jsonl` and saves `<run>/last.pt` (resumable: run the same command again) and the EMA weights in
 our Hub format in `<run>/ema/` (the best by validation uSDR in `<run>/best/`). `--init` starts from a model in
 our Hub format (its config replaces `--preset`); `--aligned-prob` and `--backing-prob` turn on the departures
@@ -28,6 +30,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -85,6 +88,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    micro_batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    accumulate: int,
+    device: torch.device,
+    precision: str,
+) -> tuple[float, float]:
+    """One optimizer step of the recipe over `accumulate` (mixture, target) micro-batches, their gradients
+    summed: the official loss, gradient-norm clip, AdamW. Returns the mean loss and the gradient norm."""
+    losses = []
+    for mixture, target in micro_batches:
+        with training_autocast(device, precision):
+            estimate = model.separate_waveform(mixture)
+        loss = separation_loss(estimate.float(), target) / accumulate
+        loss.backward()
+        losses.append(loss.item() * accumulate)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(np.mean(losses)), float(grad_norm)
+
+
 @torch.inference_mode()
 def validate(model: torch.nn.Module, mixtures: np.ndarray, vocals: np.ndarray, device: torch.device) -> float:
     """Mean uSDR over the validation examples (the official `val/usdr`)."""
@@ -92,7 +118,7 @@ def validate(model: torch.nn.Module, mixtures: np.ndarray, vocals: np.ndarray, d
     scores = []
     for mixture, target in zip(mixtures, vocals):
         # bf16 on CUDA as the official validation; float32 on a CPU, so that runs stay comparable.
-        with training_autocast(device, "auto" if device.type == "cuda" else "fp32"):
+        with training_autocast(device, "bf16" if device.type == "cuda" else "fp32"):
             estimate = model.separate_waveform(torch.from_numpy(mixture[None]).to(device))
         scores.append(usdr(target[0], estimate[0, 0].float().cpu().numpy()))
     model.train()
@@ -166,25 +192,19 @@ def train(args: argparse.Namespace) -> None:
     bar = tqdm(total=args.steps, initial=step, desc="train", unit="step")
     with (args.run / "log.jsonl").open("a") as log_file:
         while step < args.steps:
-            losses = []
-            for micro in range(args.accumulate):
-                # Each micro-batch has its own seeded generator: resuming replays the same examples.
-                rng = np.random.default_rng([args.seed, step, micro])
-                mixture, target = (torch.from_numpy(a).to(device) for a in remixer.batch(rng, args.batch_size))
-                with training_autocast(device, precision):
-                    estimate = model.separate_waveform(mixture)
-                loss = separation_loss(estimate.float(), target) / args.accumulate
-                loss.backward()
-                losses.append(loss.item() * args.accumulate)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            # Each micro-batch has its own seeded generator: resuming replays the same examples.
+            micro_batches = (
+                tuple(torch.from_numpy(a).to(device)
+                      for a in remixer.batch(np.random.default_rng([args.seed, step, micro]), args.batch_size))
+                for micro in range(args.accumulate)
+            )
+            loss, grad_norm = train_step(model, optimizer, micro_batches, args.accumulate, device, precision)
             ema.update_parameters(model)
             step += 1
             bar.update()
-            bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+            bar.set_postfix(loss=f"{loss:.3f}")
             seconds = seconds_before + time.monotonic() - started
-            record = {"step": step, "loss": float(np.mean(losses)), "grad_norm": float(grad_norm), "seconds": round(seconds, 1)}
+            record = {"step": step, "loss": loss, "grad_norm": grad_norm, "seconds": round(seconds, 1)}
             out_of_time = args.max_minutes is not None and time.monotonic() - started > args.max_minutes * 60
             if step % args.valid_every == 0 or step == args.steps or out_of_time:
                 record["valid_usdr"] = validate(model, valid_mix, valid_voc, device)
