@@ -193,7 +193,8 @@ def causal_depthwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None) -> Ten
     x: `(batch, length, channels)`; weight: `(channels, 1, K)` as stored by `nn.Conv1d`. In float32, K shifted
     multiply-adds on the channels-last layout: several times faster on a CPU than `F.conv1d` with the two
     transposes it needs, and the same numbers. In bfloat16 the other way round: oneDNN's conv (float32
-    accumulation) is 4-5x faster than bfloat16 element-wise passes (scripts/bench_model.py, issue 10).
+    accumulation) is 4-5x faster than bfloat16 element-wise passes (scripts/bench_model.py, issue 10), except
+    under torch.compile, which fuses the shifted adds into one loop (model.compile).
     """
     kernel = weight.shape[-1]
     length = x.shape[1]
