@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from utils.synth import Song, SongConfig, generate_dataset, generate_song, write_song
+from utils.synth import FILES, Song, SongConfig, generate_dataset, generate_song, write_song
 from utils.synth.plan import MAX_PHRASE_S, MIN_GAP_S, MIN_PHRASE_S, plan_phrases, span_mask
 
 SHORT = SongConfig(duration_s=6.0, vocal_fraction=0.4, vocal_to_accompaniment_db=-3.0, backend="numpy")
@@ -134,6 +134,7 @@ def test_write_song_writes_the_musdb_layout_with_consistent_meta(song, tmp_path)
     write_song(song, tmp_path / "song")
     names = {"mixture", "vocals", "drums", "bass", "other", "accompaniment"}
     assert {p.stem for p in (tmp_path / "song").glob("*.wav")} == names
+    assert json.loads((tmp_path / "song" / "meta.json").read_text())["files"] == list(FILES)
     read = {}
     for name in names:
         audio, rate = sf.read(tmp_path / "song" / f"{name}.wav", dtype="float32", always_2d=True)
@@ -170,12 +171,27 @@ def test_cli_writes_count_song_folders(tmp_path):
         "0.5",
         "--backend",
         "numpy",
+        "--files",
+        "vocals",
+        "mixture",
         "--quiet",
     ]
     subprocess.run(command, cwd=REPO, check=True, capture_output=True)
     folders = sorted(p.name for p in tmp_path.iterdir())
     assert folders == ["song_000040", "song_000041"]
-    assert json.loads((tmp_path / "song_000041" / "meta.json").read_text())["seed"] == 41
+    meta = json.loads((tmp_path / "song_000041" / "meta.json").read_text())
+    assert meta["seed"] == 41 and meta["files"] == ["mixture", "vocals"]
+    assert {p.name for p in (tmp_path / "song_000041").iterdir()} == {"mixture.wav", "vocals.wav", "meta.json"}
+
+
+def test_write_song_writes_only_the_files_asked_for_and_rejects_unknown_ones(song, tmp_path):
+    write_song(song, tmp_path / "song", files=("vocals", "mixture"))
+    assert {p.name for p in (tmp_path / "song").iterdir()} == {"mixture.wav", "vocals.wav", "meta.json"}
+    vocals, _ = sf.read(tmp_path / "song" / "vocals.wav", dtype="float32", always_2d=True)
+    assert np.array_equal(vocals.T, song.stems["vocals"])
+    for bad in [("vocals", "lead"), ()]:
+        with pytest.raises(ValueError, match="subset of"):
+            write_song(song, tmp_path / "bad", files=bad)
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,12 @@ numpy (the drums, when Debian's ``hydrogen-drumkits`` is there, often with a rea
 vocal-to-accompaniment ratio. The same seed and config give bit-identical audio within a backend.
 
 ``write_song`` saves a MUSDB18-HQ folder (``mixture``, ``vocals``, ``drums``, ``bass``, ``other`` as float
-WAV) plus ``accompaniment.wav`` and ``meta.json``. What a phrase boundary means is explained in
+WAV) plus ``accompaniment.wav`` and ``meta.json``; ``files`` narrows that to what a consumer reads (a voice
+detector needs only ``mixture`` and ``vocals``: a third of the disk). What a phrase boundary means is explained in
 ``utils.synth.plan``; how the vocal stem is gated and the ratio measured, in ``utils.synth.mix``.
 
 CLI: ``python -m utils.synth OUT_DIR --count N --seed0 S --duration 30 [--vocal-fraction F] [--backend B]
-[--recordings train|held_out|none]``.
+[--recordings train|held_out|none] [--files mixture vocals]``.
 """
 
 from __future__ import annotations
@@ -177,22 +178,29 @@ def generate_song(seed: int, config: SongConfig = SongConfig()) -> Song:
     return song
 
 
-def write_song(song: Song, folder: Path) -> None:
-    """Write the MUSDB18-HQ layout (float WAVs), ``accompaniment.wav`` and ``meta.json`` into ``folder``."""
+def write_song(song: Song, folder: Path, files: Sequence[str] = FILES) -> None:
+    """Write ``files`` (by default the MUSDB18-HQ layout and ``accompaniment``) as float WAVs, and ``meta.json``
+    (which lists them), into ``folder``."""
+    unknown = sorted(set(files) - set(FILES))
+    if unknown or not files:
+        raise ValueError(f"files must be a non-empty subset of {', '.join(FILES)}; got {', '.join(files) or 'none'}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     audio = {"mixture": song.mixture, **song.stems, "accompaniment": song.accompaniment}
-    for name in FILES:
+    written = [name for name in FILES if name in files]
+    for name in written:
         sf.write(folder / f"{name}.wav", audio[name].T, song.sample_rate, subtype="FLOAT")
-    (folder / "meta.json").write_text(json.dumps(song.meta, indent=2) + "\n")
+    (folder / "meta.json").write_text(json.dumps({**song.meta, "files": written}, indent=2) + "\n")
 
 
-def generate_dataset(root: Path, seeds: Iterable[int], config: SongConfig) -> list[Path]:
+def generate_dataset(
+    root: Path, seeds: Iterable[int], config: SongConfig, files: Sequence[str] = FILES
+) -> list[Path]:
     """Generate and write one song folder per seed (``song_000042``) under ``root``; returns the folders."""
     folders = []
     for seed in seeds:
         folder = Path(root) / f"song_{seed:06d}"
-        write_song(generate_song(seed, config), folder)
+        write_song(generate_song(seed, config), folder, files)
         logger.info("wrote %s", folder)
         folders.append(folder)
     return folders
@@ -425,6 +433,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="train",
         help="recorded drum kits (Debian's hydrogen-drumkits, when installed): training's, held-out, or none",
     )
+    parser.add_argument(
+        "--files",
+        nargs="+",
+        choices=FILES,
+        default=list(FILES),
+        help="which WAVs to write (default: all; a voice detector reads only mixture and vocals)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -444,6 +459,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             pass
         else:
             seeds = tqdm(seeds, total=args.count, unit="song")
-    folders = generate_dataset(args.out_dir, seeds, config)
+    folders = generate_dataset(args.out_dir, seeds, config, args.files)
     print(f"wrote {len(folders)} songs to {args.out_dir} (backend: {resolve_backend(args.backend)})")
 
