@@ -75,13 +75,15 @@ LEAK_DB_RANGE = (-40.0, -12.0)
 def ensure_songs(
     root: Path, songs: int, seed0: int, instrumentals: int, instrumental_seed0: int, duration: float
 ) -> list[Path]:
-    """Generate the songs that are missing with the project's generator CLI; all training track folders."""
+    """Generate the songs that are missing with the project's generator CLI (only their mixture and vocals,
+    which is all a detector reads); all training track folders."""
     wanted = []
     for count, first, extra in ((songs, seed0, []), (instrumentals, instrumental_seed0, ["--vocal-fraction", "0"])):
         folders = [root / f"song_{seed:06d}" for seed in range(first, first + count)]
         if not all((folder / "vocals.wav").is_file() for folder in folders):
             command = [sys.executable, "-m", "utils.synth", str(root), "--count", str(count), "--seed0", str(first),
-                       "--duration", str(duration), "--backend", "fluidsynth", "--quiet", *extra]
+                       "--duration", str(duration), "--backend", "fluidsynth", "--files", "mixture", "vocals",
+                       "--quiet", *extra]
             print(" ".join(command), flush=True)
             subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[1])
         wanted += folders
