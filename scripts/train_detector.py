@@ -36,6 +36,7 @@ from utils.voice_detector import (  # noqa: E402
     CHANNELS,
     DETECTOR_DIR,
     DILATIONS,
+    LEVEL_RANGE_DB,
     MEL_BANDS,
     MIXTURE_ONLY,
     VARIANTS,
@@ -61,6 +62,8 @@ VALIDATION_EVERY = 8
 STEPS, BATCH, CROP_FRAMES, LEARNING_RATE = 600, 8, 200, 3e-3
 # Loudness augmentation: the mixture-level feature is shifted by up to this many dB (both features relative).
 GAIN_AUGMENT_DB = (-24.0, 6.0)
+# EQ augmentation (`--eq-db`): a smooth random gain curve over the mel bands, this many cosine terms.
+EQ_TERMS = 3
 # The hysteresis is tuned on the validation songs: "on" thresholds tried, "off" this much lower.
 ON_PROBABILITIES = (0.3, 0.4, 0.5, 0.6, 0.7)
 HYSTERESIS_GAP = 0.2
@@ -162,10 +165,32 @@ def examples(songs: list[dict], variant: str, separated_only: bool = False) -> l
     ]
 
 
+def random_eq(crop: np.ndarray, bands: int, peak_db: float, rng: np.random.Generator) -> np.ndarray:
+    """The features of `crop` as if the song had passed through a random EQ (a smooth curve of up to
+    ±`peak_db` over the mel bands, the same for mixture and stem): the mixture's band shape and level change
+    exactly; the stem-to-mixture ratios of the with-stem detector do not (both sides get the same gain)."""
+    position = np.linspace(0.0, np.pi, bands)
+    weights = rng.uniform(-1.0, 1.0, EQ_TERMS) / np.arange(1, EQ_TERMS + 1)
+    curve = np.cos(np.outer(np.arange(1, EQ_TERMS + 1), position)).T @ weights
+    curve_db = peak_db * curve / max(np.abs(curve).max(), 1e-6)
+    shape_db = crop[:, :bands] + curve_db
+    level_change_db = 10.0 * np.log10(np.sum(10.0 ** (shape_db / 10.0), axis=1))
+    crop = crop.copy()
+    crop[:, :bands] = shape_db - level_change_db[:, None]
+    crop[:, bands] = np.clip(crop[:, bands] + level_change_db, *LEVEL_RANGE_DB)
+    return crop
+
+
 def train_variant(
-    config: DetectorConfig, train: list[tuple[np.ndarray, np.ndarray]], steps: int, batch: int, seed: int
+    config: DetectorConfig,
+    train: list[tuple[np.ndarray, np.ndarray]],
+    steps: int,
+    batch: int,
+    seed: int,
+    eq_db: float = 0.0,
 ) -> FrameClassifier:
-    """Adam on random crops, binary cross-entropy against the labels."""
+    """Adam on random crops (random loudness and, with `eq_db`, a random EQ), binary cross-entropy against
+    the labels."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     variant = config.variant
@@ -182,7 +207,9 @@ def train_variant(
         for index in rng.integers(len(train), size=batch):
             start = rng.integers(max(1, len(features[index]) - CROP_FRAMES))
             crop = features[index][start : start + CROP_FRAMES].copy()
-            crop[:, level_column] = np.clip(crop[:, level_column] + rng.uniform(*GAIN_AUGMENT_DB), -100.0, 0.0)
+            if eq_db > 0:
+                crop = random_eq(crop, config.mel_bands, eq_db, rng)
+            crop[:, level_column] = np.clip(crop[:, level_column] + rng.uniform(*GAIN_AUGMENT_DB), *LEVEL_RANGE_DB)
             batch_x.append(crop)
             batch_y.append(train[index][1][start : start + CROP_FRAMES])
         x = torch.from_numpy(np.stack(batch_x))
@@ -246,6 +273,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mel-bands", type=int, default=MEL_BANDS)
     parser.add_argument("--dilations", type=int, nargs="+", default=list(DILATIONS),
                         help="one residual convolution per dilation (context grows with their sum)")
+    parser.add_argument("--eq-db", type=float, default=0.0,
+                        help="random EQ of up to this many dB per training crop (0: none)")
     parser.add_argument("--seed", type=int, default=TRAIN_SEED)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--separated-songs", type=int, default=None,
@@ -269,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
 
     for variant in args.variants:
         config = dataclasses.replace(base, variant=variant)
-        classifier = train_variant(config, examples(train, variant), args.steps, args.batch, args.seed)
+        classifier = train_variant(config, examples(train, variant), args.steps, args.batch, args.seed, args.eq_db)
         scored = examples(validation, variant, separated_only=True)
         f1 = None
         if scored:
@@ -288,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
             "steps": args.steps,
             "batch": args.batch,
             "seed": args.seed,
+            "eq_augment_db": args.eq_db,
         }
         save_detector(classifier, args.out / f"{variant}.safetensors", provenance)
         print(json.dumps({"variant": variant, "validation_frame_f1": provenance["validation_frame_f1"]}), flush=True)

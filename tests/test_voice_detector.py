@@ -14,6 +14,7 @@ from utils.voice_detector import (
     FrameClassifier,
     VoiceStream,
     detect_voice,
+    features_from_mel,
     frame_f1,
     frame_features,
     load_detector,
@@ -192,3 +193,19 @@ def test_training_tunes_the_hysteresis_on_validation(monkeypatch):
     tuned, f1 = train_detector.tune_thresholds(classifier, [(features, truth)])
     assert untuned < 0.7 and f1 > 0.95
     assert tuned.config.on_probability == 0.7 and tuned.config.off_probability == pytest.approx(0.5)
+
+
+def test_random_eq_changes_every_frame_by_one_smooth_curve_and_keeps_the_stem_ratios():
+    from scripts import train_detector
+
+    rng = np.random.default_rng(3)
+    bands = 16
+    mixture_mel = rng.uniform(1e-6, 1e-3, (50, bands))
+    features = features_from_mel(mixture_mel, 0.1 * mixture_mel)
+    augmented = train_detector.random_eq(features, bands, 6.0, np.random.default_rng(4))
+    band_db = features[:, :bands] + features[:, bands : bands + 1]  # shape + level = each band's dB
+    gain_db = augmented[:, :bands] + augmented[:, bands : bands + 1] - band_db
+    np.testing.assert_allclose(gain_db, np.broadcast_to(gain_db[0], gain_db.shape), atol=1e-3)
+    assert np.abs(gain_db[0]).max() == pytest.approx(6.0, abs=1e-3) and np.abs(np.diff(gain_db[0])).max() < 3.0
+    np.testing.assert_array_equal(augmented[:, bands + 1 :], features[:, bands + 1 :])
+    np.testing.assert_array_equal(features, features_from_mel(mixture_mel, 0.1 * mixture_mel))  # input untouched
