@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -332,3 +333,11 @@ def test_summarize_ignores_nan_and_names_the_musdb_headline() -> None:
 def test_summarize_of_a_metric_without_values_is_nan() -> None:
     summary = summarize([{"csdr": float("nan")}])
     assert summary["csdr"]["count"] == 0 and np.isnan(summary["csdr"]["median"])
+
+
+def test_summarize_keeps_a_silent_stems_minus_infinity_without_a_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = summarize([{"bleed_db": -30.0}, {"bleed_db": -np.inf}, {"bleed_db": -40.0}])
+    stats = summary["bleed_db"]
+    assert stats["median"] == -40.0 and stats["mean"] == -np.inf and np.isnan(stats["std"])

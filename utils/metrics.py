@@ -261,7 +261,8 @@ def track_metrics(
 def summarize(per_track: list[dict]) -> dict[str, dict[str, float]]:
     """Mean, std (population), median and count over tracks of every numeric metric, ignoring NaN.
 
-    Non-numeric entries (a track name) are skipped and a missing metric counts as NaN; infinities are kept.
+    Non-numeric entries (a track name) are skipped and a missing metric counts as NaN; infinities are kept
+    (a bleed of −inf dB: the stem is silent), and make the std NaN.
     Metrics named in `MUSDB_HEADLINE` also get `headline`, the aggregate the MUSDB convention reports
     (median over tracks for cSDR, mean for uSDR). All statistics are NaN when no track has a value.
     """
@@ -271,8 +272,9 @@ def summarize(per_track: list[dict]) -> dict[str, dict[str, float]]:
         values = np.array([track.get(name, np.nan) for track in per_track], dtype=np.float64)
         values = values[~np.isnan(values)]
         stats = {"count": len(values)}
-        for statistic, reduce in (("mean", np.mean), ("std", np.std), ("median", np.median)):
-            stats[statistic] = float(reduce(values)) if len(values) else float("nan")
+        with np.errstate(invalid="ignore"):  # the std of values with an infinity is NaN, without a warning
+            for statistic, reduce in (("mean", np.mean), ("std", np.std), ("median", np.median)):
+                stats[statistic] = float(reduce(values)) if len(values) else float("nan")
         if name in MUSDB_HEADLINE:
             stats["headline"] = stats[MUSDB_HEADLINE[name]]
         summary[name] = stats
