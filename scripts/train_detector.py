@@ -290,7 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     folders = ensure_songs(args.data, args.songs, args.seed0, args.instrumentals, args.instrumental_seed0, args.duration)
     separated = (len(folders) if args.separated_songs is None else args.separated_songs) if WITH_STEM in args.variants else 0
     base = DetectorConfig(channels=args.channels, mel_bands=args.mel_bands, dilations=tuple(args.dilations))
-    songs = song_tensors(folders, args.checkpoint, separated, args.cache, base, args.seed, args.simulated)
+    simulated = args.simulated and WITH_STEM in args.variants  # only the with-stem detector sees stems
+    songs = song_tensors(folders, args.checkpoint, separated, args.cache, base, args.seed, simulated)
     train = [s for i, s in enumerate(songs) if i % VALIDATION_EVERY != VALIDATION_EVERY - 1]
     validation = [s for i, s in enumerate(songs) if i % VALIDATION_EVERY == VALIDATION_EVERY - 1]
     prepared = time.perf_counter() - started
