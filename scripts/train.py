@@ -17,7 +17,8 @@ runs under bf16 autocast, and so does this one on CUDA and on CPUs with bf16 har
 `--precision fp32` for small configs, which measured faster in float32 on a CPU without AMX:
 scripts/bench_train.py). Every `--valid-every` optimizer steps it logs the validation uSDR of the raw and EMA
 weights to
-`<run>/log.jsonl` and saves `<run>/last.pt` (resumable: run the same command again) and the EMA weights in
+`<run>/log.jsonl` and saves `<run>/last.pt` (resumable: run the same command again, or with a lower `--lr`
+to go on at that rate) and the EMA weights in
 our Hub format in `<run>/ema/` (the best by validation uSDR in `<run>/best/`). `--init` starts from a model in
 our Hub format (its config replaces `--preset`); `--aligned-prob` and `--backing-prob` turn on the departures
 from the official remixing described in `utils.remix` (real backings from `utils.synth.recorded`'s training split).
@@ -184,8 +185,10 @@ def train(args: argparse.Namespace) -> None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # `--lr` holds on resume too: a run can go on at a lower rate
+            group["lr"] = args.lr
         step, best, seconds_before = state["step"], state["best"], state["seconds"]
-        log.info("resumed at step %d", step)
+        log.info("resumed at step %d (lr %g)", step, args.lr)
 
     (args.run / "args.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=2))
     started = time.monotonic()
@@ -204,7 +207,8 @@ def train(args: argparse.Namespace) -> None:
             bar.update()
             bar.set_postfix(loss=f"{loss:.3f}")
             seconds = seconds_before + time.monotonic() - started
-            record = {"step": step, "loss": loss, "grad_norm": grad_norm, "seconds": round(seconds, 1)}
+            record = {"step": step, "loss": loss, "grad_norm": grad_norm, "seconds": round(seconds, 1),
+                      "lr": optimizer.param_groups[0]["lr"]}
             out_of_time = args.max_minutes is not None and time.monotonic() - started > args.max_minutes * 60
             if step % args.valid_every == 0 or step == args.steps or out_of_time:
                 record["valid_usdr"] = validate(model, valid_mix, valid_voc, device)

@@ -94,8 +94,9 @@ def test_train_script_runs_resumes_and_saves_hub_folders(song_folder, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2] and "valid_usdr_ema" in log[-1]
     assert BSMamba2.from_pretrained(tmp_path / "run" / "ema").config == TINY_CONFIG
-    train(parse_args([*args[:-6], "--steps", "3", *args[-4:]]))  # resumes from last.pt at step 2
-    assert [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
+    train(parse_args([*args[:-6], "--steps", "3", *args[-4:], "--lr", "1e-4"]))  # resumes from last.pt at step 2
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["lr"]) for r in log] == [(1, 5e-4), (2, 5e-4), (3, 1e-4)]  # the new rate holds
 
 
 def test_evaluate_script_scores_model_and_baselines(tmp_path, capsys):
