@@ -168,7 +168,8 @@ def examples(songs: list[dict], variant: str, separated_only: bool = False) -> l
 def random_eq(crop: np.ndarray, bands: int, peak_db: float, rng: np.random.Generator) -> np.ndarray:
     """The features of `crop` as if the song had passed through a random EQ (a smooth curve of up to
     ±`peak_db` over the mel bands, the same for mixture and stem): the mixture's band shape and level change
-    exactly; the stem-to-mixture ratios of the with-stem detector do not (both sides get the same gain)."""
+    exactly, the with-stem detector's per-band stem-to-mixture ratios rightly not at all; its overall
+    stem-to-mixture level is left as it was (an approximation: that one would move a little)."""
     position = np.linspace(0.0, np.pi, bands)
     weights = rng.uniform(-1.0, 1.0, EQ_TERMS) / np.arange(1, EQ_TERMS + 1)
     curve = np.cos(np.outer(np.arange(1, EQ_TERMS + 1), position)).T @ weights
