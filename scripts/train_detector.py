@@ -170,9 +170,9 @@ def random_eq(crop: np.ndarray, bands: int, peak_db: float, rng: np.random.Gener
     ±`peak_db` over the mel bands, the same for mixture and stem): the mixture's band shape and level change
     exactly, the with-stem detector's per-band stem-to-mixture ratios rightly not at all; its overall
     stem-to-mixture level is left as it was (an approximation: that one would move a little)."""
-    position = np.linspace(0.0, np.pi, bands)
-    weights = rng.uniform(-1.0, 1.0, EQ_TERMS) / np.arange(1, EQ_TERMS + 1)
-    curve = np.cos(np.outer(np.arange(1, EQ_TERMS + 1), position)).T @ weights
+    orders = np.arange(1, EQ_TERMS + 1)
+    weights = rng.uniform(-1.0, 1.0, EQ_TERMS) / orders  # smoother: the higher orders weigh less
+    curve = weights @ np.cos(np.outer(orders, np.linspace(0.0, np.pi, bands)))
     curve_db = peak_db * curve / max(np.abs(curve).max(), 1e-6)
     shape_db = crop[:, :bands] + curve_db
     level_change_db = 10.0 * np.log10(np.sum(10.0 ** (shape_db / 10.0), axis=1))
