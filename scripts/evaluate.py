@@ -15,12 +15,12 @@ SDR), and the level of the estimated vocals where the true vocals are silent (`b
 there; lower is better). Per instrumental (true vocals silent, or `--instrumentals` audio without stems): the
 level of the vocal stem the model invents (`invented_db`, dB re the input, whole track). Each is reported for
 the model's raw stems and after the clean-up (`utils.cleanup`, default settings) driven by each detector: the
-level rule (`utils.activity`), the learned with-stem detector and the learned mixture-only one
-(`utils.voice_detector`, when its weights exist). Phrase frame F1 of each detector is pooled over all frames
+level rule (`utils.activity`), the learned mixture-only and with-stem detectors (`utils.voice_detector`, when
+their weights exist) and the two together (`both`). Phrase frame F1 of each detector is pooled over all frames
 of all tracks against `utils.voice_detector.true_voice_frames`. Aggregates follow MUSDB: median over tracks
 for cSDR, mean for uSDR. Baselines: silence, and the mixture scaled by 0.5. Separation uses the official
 chunking (8-s chunks, no overlap) unless `--overlap` says otherwise; `--cache` keeps separated stems per
-checkpoint (by the weights' SHA-256), so re-scoring detectors and clean-up does not separate again.
+checkpoint (by `weights_fingerprint`), so re-scoring detectors and clean-up does not separate again.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.inference.separator import SeparationSettings, Separator  # noqa: E402
 from model.stft import SAMPLE_RATE  # noqa: E402
+from model.weights.fingerprint import weights_fingerprint  # noqa: E402
 from model.weights.pretrained import load_model  # noqa: E402
 from utils.activity import VocalActivity, detect_vocal_activity  # noqa: E402
 from utils.audio import load_audio  # noqa: E402
@@ -46,13 +47,13 @@ from utils.cleanup import GateSettings, apply_sparse_gate  # noqa: E402
 from utils.metrics import FrameMask, summarize, track_metrics  # noqa: E402
 from utils.synth import SongConfig, generate_song  # noqa: E402
 from utils.voice_detector import (  # noqa: E402
+    BOTH,
     DETECTOR_DIR,
     MIXTURE_ONLY,
     WITH_STEM,
     detect_voice,
     frame_f1,
     load_detector,
-    separation_fingerprint,
     true_voice_frames,
 )
 
@@ -100,17 +101,20 @@ def instrumental_tracks(root: Path) -> Iterator[Track]:
 
 
 def detectors(detector_dir: Path) -> dict[str, Detector]:
-    """The level rule, and the learned detectors whose weights are in `detector_dir`."""
+    """The level rule, and the learned detectors whose weights are in `detector_dir`: each alone and, when
+    both are there, the two together (`both`, what the app runs with the model they were trained for)."""
     found: dict[str, Detector] = {LEVEL: lambda mixture, vocals: detect_vocal_activity(vocals, SAMPLE_RATE, mixture=mixture)}
-    for variant in (WITH_STEM, MIXTURE_ONLY):
+    learned = {}
+    for variant in (MIXTURE_ONLY, WITH_STEM):
         path = detector_dir / f"{variant}.safetensors"
         if not path.is_file():
             print(f"no {variant} detector at {path}: skipped", flush=True)
             continue
-        classifier = load_detector(path)
-        found[variant] = lambda mixture, vocals, c=classifier: detect_voice(
-            mixture, SAMPLE_RATE, None if c.config.variant == MIXTURE_ONLY else vocals, c
-        )
+        learned[variant] = [load_detector(path)]
+    if len(learned) == 2:
+        learned[BOTH] = [*learned[MIXTURE_ONLY], *learned[WITH_STEM]]
+    for name, classifiers in learned.items():
+        found[name] = lambda mixture, vocals, c=classifiers: detect_voice(mixture, SAMPLE_RATE, vocals, c)
     return found
 
 
@@ -213,8 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     separator = Separator(loaded.model, SeparationSettings(overlap=args.overlap, device=args.device, precision=args.precision))
     cache = None
     if args.cache is not None:
-        weights = separation_fingerprint(loaded.source) if Path(loaded.source).exists() else loaded.source
-        cache = args.cache / f"{weights.replace('/', '__')}-overlap{args.overlap:g}"
+        cache = args.cache / f"{weights_fingerprint(loaded.model)}-overlap{args.overlap:g}"
     tracks = folder_tracks(args.data) if args.data else generated_tracks(args.generated, args.backend, tuple(args.durations))
     if args.instrumentals:
         tracks = (*tracks, *instrumental_tracks(args.instrumentals))

@@ -8,7 +8,7 @@ Songs: `--songs` with voice (seeds from `--seed0`) and `--instrumentals` without
 layout); other track folders there whose names do not start with `song_` (real tracks with stems) are used
 too. Every 8th song is kept out for validation.
 Labels are `utils.voice_detector.true_voice_frames` of the true vocals. The separated stems are
-cached per checkpoint (by the weights' SHA-256) under `--cache`, so retraining for the same model is quick and
+cached per model (by `weights_fingerprint`) under `--cache`, so retraining for the same model is quick and
 a new model only costs its separation. Writes `<out>/with-stem.safetensors` and
 `<out>/mixture-only.safetensors` with their config and provenance, and prints validation frame F1.
 """
@@ -30,6 +30,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.stft import SAMPLE_RATE  # noqa: E402
+from model.bsmamba2 import BSMamba2  # noqa: E402
+from model.weights.fingerprint import weights_fingerprint  # noqa: E402
 from model.weights.pretrained import load_model  # noqa: E402
 from model.inference.separator import SeparationSettings, Separator  # noqa: E402
 from utils.voice_detector import (  # noqa: E402
@@ -48,7 +50,6 @@ from utils.voice_detector import (  # noqa: E402
     mel_power,
     phrases_from_probability,
     save_detector,
-    separation_fingerprint,
     true_voice_frames,
     voice_probability,
 )
@@ -112,7 +113,7 @@ def simulated_stem(rng: np.random.Generator, mixture: np.ndarray, vocals: np.nda
 
 def song_tensors(
     folders: list[Path],
-    checkpoint: str,
+    separation: BSMamba2,
     separated_songs: int,
     cache: Path,
     config: DetectorConfig,
@@ -120,12 +121,13 @@ def song_tensors(
     simulated: bool = True,
 ) -> list[dict]:
     """Per song: labels `(frames,)`, the mixture's mel power `(frames, bands)` and a list of vocal-stem mel
-    powers: the checkpoint's stem (for the first `separated_songs` songs) and, if `simulated`, one simulated
-    leaky stem.
+    powers: the `separation` model's stem (for the first `separated_songs` songs) and, if `simulated`, one
+    simulated leaky stem.
 
-    Separated stems are cached as float16 audio, so a change of features never separates again.
+    Separated stems are cached as float16 audio per model (`weights_fingerprint`), so a change of features
+    never separates again.
     """
-    cache = cache / separation_fingerprint(checkpoint)
+    cache = cache / weights_fingerprint(separation)
     cache.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     separator = None
@@ -139,7 +141,7 @@ def song_tensors(
             stems.append(np.load(cached).astype(np.float32))
         elif index < separated_songs:
             if separator is None:
-                separator = Separator(load_model(checkpoint).model, SeparationSettings())
+                separator = Separator(separation, SeparationSettings())
             stems.append(separator.separate(mixture)["vocals"])
             np.save(cached, stems[-1].astype(np.float16))
             print(f"separated {folder.name}", flush=True)
@@ -292,14 +294,16 @@ def main(argv: list[str] | None = None) -> None:
     separated = (len(folders) if args.separated_songs is None else args.separated_songs) if WITH_STEM in args.variants else 0
     base = DetectorConfig(channels=args.channels, mel_bands=args.mel_bands, dilations=tuple(args.dilations))
     simulated = args.simulated and WITH_STEM in args.variants  # only the with-stem detector sees stems
-    songs = song_tensors(folders, args.checkpoint, separated, args.cache, base, args.seed, simulated)
+    separation = load_model(args.checkpoint).model
+    songs = song_tensors(folders, separation, separated, args.cache, base, args.seed, simulated)
     train = [s for i, s in enumerate(songs) if i % VALIDATION_EVERY != VALIDATION_EVERY - 1]
     validation = [s for i, s in enumerate(songs) if i % VALIDATION_EVERY == VALIDATION_EVERY - 1]
     prepared = time.perf_counter() - started
     print(f"{len(train)} training and {len(validation)} validation songs ready in {prepared:.0f} s", flush=True)
 
     for variant in args.variants:
-        config = dataclasses.replace(base, variant=variant)
+        stems_of = weights_fingerprint(separation) if variant == WITH_STEM else None
+        config = dataclasses.replace(base, variant=variant, separation_weights=stems_of)
         classifier = train_variant(config, examples(train, variant), args.steps, args.batch, args.seed, args.eq_db)
         scored = examples(validation, variant, separated_only=True)
         f1 = None
@@ -309,7 +313,6 @@ def main(argv: list[str] | None = None) -> None:
                   f"{classifier.config.off_probability:.2f}", flush=True)
         provenance = {
             "separation_checkpoint": args.checkpoint if variant == WITH_STEM else None,
-            "separation_fingerprint": separation_fingerprint(args.checkpoint) if variant == WITH_STEM else None,
             "command": " ".join(["scripts/train_detector.py", *(argv if argv is not None else sys.argv[1:])]),
             "train_songs": [s["name"] for s in train],
             "separated_train_songs": [s["name"] for s in train if s["separated"]] if variant == WITH_STEM else [],

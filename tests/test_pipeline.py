@@ -10,11 +10,13 @@ import soundfile as sf
 
 from conftest import tiny_model, tiny_service
 from model.inference.cli import main
-from model.inference.pipeline import OutputSettings, SongSettings, separate_file
+from model.inference.pipeline import OutputSettings, SongSettings, choose_detectors, separate_file
 from model.inference.separator import SeparationSettings, Separator
 from model.stft import SAMPLE_RATE
+from model.weights.pretrained import load_model
 from ui.results import SeparationOptions
 from utils.cleanup import GateSettings, gate_gain
+from utils.voice_detector import detect_voice, load_detector
 
 GOLDEN = Path(__file__).parent / "golden"
 """Stems written by the code before the restructuring (commit 82fa03c) for `_golden_song`, with `tiny_model()`:
@@ -85,3 +87,34 @@ def test_streamed_separation_equals_the_whole_array_one() -> None:
     cuts = np.sort(rng.choice(mixture.shape[1], 11, replace=False))
     blocks = [block for block in np.split(mixture, cuts, axis=1) if block.shape[1]]
     assert np.array_equal(np.concatenate(list(separator.separate_stream(blocks)), axis=1), whole)
+
+
+def test_auto_reads_the_stem_only_with_the_weights_the_detector_learnt_from(caplog) -> None:
+    bundled = Separator(load_model().model, SeparationSettings(precision="bf16"))  # weights cast in place
+    tiny = Separator(tiny_model(), SeparationSettings(precision="fp32"))
+
+    def variants(choice: str, separator: Separator) -> list[str]:
+        return [detector.config.variant for detector in choose_detectors(choice, separator)]
+
+    assert variants("auto", bundled) == ["mixture-only", "with-stem"]
+    assert variants("auto", tiny) == ["mixture-only"]
+    assert "another separation model" not in caplog.text
+    assert variants("mixture-only", bundled) == ["mixture-only"]
+    assert variants("level", bundled) == []
+    assert variants("with-stem", tiny) == ["with-stem"]
+    assert "another separation model" in caplog.text
+
+
+def test_both_detectors_stream_each_vocal_block_beside_its_own_mixture(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    mixture = (0.1 * rng.standard_normal((2, 4 * SAMPLE_RATE + 77))).astype(np.float32)
+    song = tmp_path / "song.wav"
+    sf.write(song, mixture.T, SAMPLE_RATE, subtype="FLOAT")
+    separator = Separator(tiny_model(), SeparationSettings(chunk_seconds=0.5, precision="fp32"))
+    targets = {"vocals": tmp_path / "v.wav", "accompaniment": tmp_path / "a.wav"}
+    result = separate_file(song, separator, targets, SongSettings(clean_up=None, voice_detector="both"))
+    assert result.voice_detector == "both"
+    vocals = separator.separate(mixture)["vocals"]
+    expected = detect_voice(mixture, SAMPLE_RATE, vocals, [load_detector(variant=v) for v in ("mixture-only", "with-stem")])
+    np.testing.assert_allclose(result.activity.voice_probability, expected.voice_probability, atol=1e-5)
+    assert result.activity.segments == expected.segments

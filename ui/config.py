@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.inference.pipeline import LEARNED_DETECTOR
+from model.inference.pipeline import AUTO_DETECTOR
 from model.inference.separator import OFFICIAL_CHUNK_SECONDS
 from model.precision import AUTO, PRECISIONS
 
@@ -45,7 +45,7 @@ class AppConfig:
     result_cache_size: int = RESULT_CACHE_SIZE
     chunk_seconds: float = OFFICIAL_CHUNK_SECONDS  # tests use shorter chunks to stay fast
     precision: str = AUTO  # see SeparationSettings; "fp32" is the reference, "bf16" the CPU fast path
-    voice_detector: str = LEARNED_DETECTOR  # who finds the phrases (model.inference.pipeline.VOICE_DETECTORS)
+    voice_detector: str = AUTO_DETECTOR  # who finds the phrases (model.inference.pipeline.VOICE_DETECTORS)
     compile: bool = False  # CPU: compile the Mamba2 layers (model.compile), warmed up when the app starts
 
     @property

@@ -69,6 +69,7 @@ class SeparationResult:
     duration_s: float
     device: str
     precision: str  # what the network ran in: "fp32", "bf16" (the CPU fast path) or "fp16"
+    voice_detector: str  # who found the phrases: "both", "with-stem", "mixture-only" or "level"
     processing_s: float  # the network's wall time, decoding and writing excluded
     model_description: str
     options: SeparationOptions
@@ -88,6 +89,7 @@ class SeparationResult:
             "duration_s": round(self.duration_s, 3),
             "device": self.device,
             "precision": self.precision,
+            "voice_detector": self.voice_detector,
             "processing_s": round(self.processing_s, 3),
             "realtime_factor": round(self.realtime_factor, 4),
             "model": self.model_description,

@@ -192,10 +192,11 @@ class SeparationService:
             accompaniment_path=targets[ACCOMPANIMENT], zip_path=folder / f"{song_name}_stems.zip",
             activity_path=folder / ACTIVITY_FILE, report_path=folder / REPORT_FILE, activity=song.activity,
             source_format=song.audio.source_format, duration_s=song.audio.duration_s, device=song.device,
-            precision=song.precision, processing_s=song.processing_s, model_description=loaded.describe(), options=options,
+            precision=song.precision, voice_detector=song.voice_detector, processing_s=song.processing_s, model_description=loaded.describe(), options=options,
             warnings=song.warnings, figures=make_figures(song.sketch, song.activity),
         )
-        run = {"device": song.device, "precision": song.precision, "model": loaded.describe()}
+        run = {"device": song.device, "precision": song.precision, "voice_detector": song.voice_detector,
+               "model": loaded.describe()}
         result.activity_path.write_text(json.dumps({**song.activity.to_json(), "run": run}, indent=2))
         result.report_path.write_text(report_markdown(result))
         make_zip(result.zip_path, {

@@ -80,7 +80,7 @@ def report_markdown(result: SeparationResult) -> str:
         f"- Device: {result.device}, {_precision(result.precision)}, {result.processing_s:.2f} s "
         f"({_speed(result.realtime_factor)})",
         f"- Voice: {100 * activity.voiced_fraction:.1f} % of the song, {activity.phrase_count} phrases, "
-        f"longest stretch without voice {activity.longest_silence_s:.1f} s",
+        f"longest stretch without voice {activity.longest_silence_s:.1f} s (found by {_detector(result.voice_detector)})",
         "",
         "## Sung phrases",
         "",
@@ -113,6 +113,12 @@ def _speed(realtime_factor: float) -> str:
     if realtime_factor < 1:
         return f"{1 / realtime_factor:.1f}× faster than real time"
     return f"{realtime_factor:.1f}× slower than real time"
+
+
+def _detector(name: str) -> str:
+    return {"both": "the voice detectors on the mixture and on the vocal stem",
+            "with-stem": "the voice detector on the mixture and the vocal stem",
+            "mixture-only": "the voice detector on the mixture", "level": "the vocal stem's level"}.get(name, name)
 
 
 def _precision(name: str) -> str:

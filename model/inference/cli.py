@@ -118,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--gate-db", type=float, default=GateSettings().attenuation_db,
                         help="attenuation between the phrases with --clean-up (default: inf, silence)")
     parser.add_argument("--voice-detector", choices=VOICE_DETECTORS, default=SongSettings().voice_detector,
-                        help="who finds the phrases: the learned detector on the mixture, or the stem's level")
+                        help="who finds the phrases: auto (both learned detectors, on the mixture and on the stem, "
+                             "when the stem one was trained on this model's stems, else the mixture one "
+                             "alone), one of them, or the stem's level")
     parser.add_argument("--keep-44k", action="store_true", help="write 44.1 kHz stereo stems")
     parser.add_argument("--overwrite", action="store_true", help="reuse <out>/<name>/, not '<name> (2)'")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -198,7 +200,7 @@ def _activity_json(
             "device": result.device,
             "precision": result.precision,
             "clean_up": dataclasses.asdict(song.clean_up) if song.clean_up is not None else None,
-            "voice_detector": song.voice_detector,
+            "voice_detector": result.voice_detector,
             "seconds": round(result.processing_s, 2),
         },
     }

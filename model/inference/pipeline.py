@@ -1,13 +1,15 @@
 """One song file in; stem files, the sung phrases and plot sketches out: what the CLI and the app both run.
 
     decode ─► separate ─► find the phrases ─► clean up ─► write the stems
-    blocks    chunks      hop energies        gate         the upload's layout, the chosen format
+    blocks    chunks      voice detectors     gate         the upload's layout, the chosen format
 
 Memory stays flat whatever the song's length: audio moves in blocks; between the passes the mixture and the
-raw vocals wait on disk (raw float32 in a scratch folder); only hop energies (50 numbers a second) and the
-plot sketches stay in memory.
+raw vocals wait on disk (raw float32 in a scratch folder); only hop energies and voice probabilities (50
+numbers a second each) and the plot sketches stay in memory.
 
-1. Decode and separate, spooling the mixture and the vocals and measuring their energy on the way.
+1. Decode and separate, spooling the mixture and the vocals, measuring their energy and running the voice
+   detectors on the way (the mixture-only one on the mixture as decoded, the with-stem one on each block of
+   vocals beside its mixture).
 2. Find the phrases; clean up between them (optional); bring each stem to the output layout (the upload's
    rate, channel count and length, or 44.1 kHz stereo) and spool it with its peak; sketch the plots.
 3. Encode each spooled stem; its peak sets the gain that keeps the format from clipping (`write_audio`'s rule).
@@ -20,8 +22,10 @@ plot sketches stay in memory.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,7 @@ import numpy as np
 
 from model.inference.separator import ACCOMPANIMENT, STEM_NAMES, VOCALS, Progress, Separator
 from model.stft import AUDIO_CHANNELS, SAMPLE_RATE
+from model.weights.fingerprint import weights_fingerprint
 from utils.activity import ActivityParams, HopEnergy, VocalActivity, activity_from_energy, hop_samples
 from utils.audio import (
     OUTPUT_FORMATS,
@@ -44,9 +49,23 @@ from utils.audio import (
 )
 from utils.cleanup import GateSettings, gate_gain_block
 from utils.sketch import SongSketch
-from utils.voice_detector import MIXTURE_ONLY, VoiceStream, learned_activity, load_detector
+from utils.voice_detector import (
+    BOTH,
+    MIXTURE_ONLY,
+    WITH_STEM,
+    FrameClassifier,
+    VoiceStream,
+    learned_activity,
+    load_detector,
+    mean_probability,
+)
 
-__all__ = ["OutputSettings", "SongSettings", "SongResult", "ProgressFn", "VOICE_DETECTORS", "separate_file"]
+__all__ = [
+    "OutputSettings", "SongSettings", "SongResult", "ProgressFn", "VOICE_DETECTORS", "choose_detectors",
+    "separate_file",
+]
+
+logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]
 """`progress(fraction 0..1, what is happening)`."""
@@ -73,12 +92,13 @@ class OutputSettings:
             raise ValueError(f"bit depth for {self.fmt} must be one of {allowed}, got {self.bit_depth}")
 
 
-LEARNED_DETECTOR = MIXTURE_ONLY
+AUTO_DETECTOR = "auto"
 LEVEL_RULE = "level"
-VOICE_DETECTORS = (LEARNED_DETECTOR, LEVEL_RULE)
-"""Who decides where the voice is: the learned detector on the mixture (`utils.voice_detector`; the default:
-phrase F1 0.57 against 0.26 for the level rule on held-out songs with the bundled model, see its card), or
-the level rule on the separated stem (`utils.activity`)."""
+VOICE_DETECTORS = (AUTO_DETECTOR, BOTH, WITH_STEM, MIXTURE_ONLY, LEVEL_RULE)
+"""Who decides where the voice is. "auto" (the default): both learned detectors together when the separator
+holds the weights the with-stem one was trained on (`DetectorConfig.separation_weights`), else the
+mixture-only one alone (`utils.voice_detector`); or name one of the others; or the level rule on the
+separated stem (`utils.activity`). What each scores is in the voice detectors' card."""
 
 
 @dataclass(frozen=True)
@@ -86,13 +106,13 @@ class SongSettings:
     """Everything about one song's run except the network's own settings (those live in the Separator).
 
     The defaults are the app's and the CLI's: the learned detector finds the phrases and the clean-up
-    silences the vocal stem between them (silent-region level −48.8 dB against −17.5 dB without, cSDR
-    2.03 against 1.69 dB, on the held-out set of `scripts/evaluate.py`).
+    silences the vocal stem between them (the bundled model's card gives what that changes, measured by
+    `scripts/evaluate.py` on its held-out songs).
     """
 
     output: OutputSettings = OutputSettings()
     clean_up: GateSettings | None = GateSettings()  # None: the vocal stem is left as the network made it
-    voice_detector: str = LEARNED_DETECTOR
+    voice_detector: str = AUTO_DETECTOR
     max_duration_s: float | None = None  # longer songs are refused (AudioTooLongError)
     sketch: bool = False  # gather what the waveform and spectrogram plots need
 
@@ -111,6 +131,7 @@ class SongResult:
     sketch: SongSketch | None
     device: str
     precision: str  # what the network ran in: "fp32", "bf16" (CPU fast path) or "fp16"
+    voice_detector: str  # who found the phrases: "both", "with-stem", "mixture-only" or "level"
     processing_s: float  # decoding and the network; finding phrases and writing excluded
 
     @property
@@ -141,17 +162,17 @@ def separate_file(
     with tempfile.TemporaryDirectory(prefix="bsmamba2-", dir=scratch_root) as scratch:
         report(0.0, "Reading the file")
         started = time.perf_counter()
-        detector = load_detector(variant=MIXTURE_ONLY) if settings.voice_detector == LEARNED_DETECTOR else None
-        voice = None if detector is None else VoiceStream(detector, SAMPLE_RATE)
+        detectors = choose_detectors(settings.voice_detector, separator)
+        streams = [VoiceStream(detector, SAMPLE_RATE) for detector in detectors]
         mixture, vocals, info, energies, probability = _separate_to_spools(
-            path, separator, Path(scratch), settings, voice, report
+            path, separator, Path(scratch), settings, streams, report
         )
         processing_s = time.perf_counter() - started
 
         report(PROGRESS_SEPARATED, "Finding where the voice is")
         activity = activity_from_energy(energies[VOCALS], SAMPLE_RATE, mixture=energies["mixture"])
-        if detector is not None:
-            activity = learned_activity(activity, probability, info.num_samples, SAMPLE_RATE, detector.config)
+        if detectors:
+            activity = learned_activity(activity, probability, info.num_samples, SAMPLE_RATE, detectors[-1].config)
 
         report(PROGRESS_ANALYSED, "Writing the stems")
         layout = _output_layout(info, settings.output)
@@ -173,7 +194,28 @@ def separate_file(
             notes = (layout.note,) if layout.note else ()
             outputs[name] = dataclasses.replace(written, warnings=(*notes, *written.warnings))
     report(PROGRESS_WRITTEN, "Written")
-    return SongResult(info, activity, outputs, sketch, str(separator.device), separator.precision, processing_s)
+    decided_by = BOTH if len(detectors) > 1 else (detectors[0].config.variant if detectors else LEVEL_RULE)
+    return SongResult(
+        info, activity, outputs, sketch, str(separator.device), separator.precision, decided_by, processing_s
+    )
+
+
+def choose_detectors(choice: str, separator: Separator) -> tuple[FrameClassifier, ...]:
+    """The learned detectors that `choice` (one of `VOICE_DETECTORS`) names for this separator, the
+    with-stem one last (its hysteresis decides); none for the level rule. "auto" adds the with-stem detector
+    only for the weights it learnt from."""
+    if choice == LEVEL_RULE:
+        return ()
+    if choice == MIXTURE_ONLY:
+        return (load_detector(variant=MIXTURE_ONLY),)
+    with_stem = load_detector(variant=WITH_STEM)
+    matches = with_stem.config.separation_weights == weights_fingerprint(separator.model)
+    if choice != AUTO_DETECTOR and not matches:
+        logger.warning("the with-stem detector was trained on another separation model's stems")
+    if choice == WITH_STEM:
+        return (with_stem,)
+    mixture_only = load_detector(variant=MIXTURE_ONLY)
+    return (mixture_only, with_stem) if matches or choice == BOTH else (mixture_only,)
 
 
 def _separate_to_spools(
@@ -181,12 +223,16 @@ def _separate_to_spools(
     separator: Separator,
     scratch: Path,
     settings: SongSettings,
-    voice: VoiceStream | None,
+    streams: list[VoiceStream],
     report: ProgressFn,
 ) -> tuple[AudioSpool, AudioSpool, AudioInfo, dict[str, HopEnergy], np.ndarray]:
     """Pass 1: decode and separate; the mixture and the vocals go to raw files, their energy is measured and
-    the mixture goes through the voice detector (its per-frame probability is returned; empty without one)."""
-    probabilities: list[np.ndarray] = []
+    the audio goes through the voice detectors' `streams`: the mixture as it is decoded, or (with-stem)
+    beside its separated vocals. Their mean per-frame probability is returned; empty without any."""
+    on_mixture = [s for s in streams if s.classifier.config.variant == MIXTURE_ONLY]
+    with_stem = [s for s in streams if s.classifier.config.variant == WITH_STEM]
+    waiting = _MixtureQueue()  # decoded, not yet separated: a with-stem detector reads it beside its vocals
+    probabilities: dict[int, list[np.ndarray]] = {id(stream): [] for stream in streams}
     hop = hop_samples(ActivityParams(), SAMPLE_RATE)
     energies = {"mixture": HopEnergy(AUDIO_CHANNELS, hop), VOCALS: HopEnergy(AUDIO_CHANNELS, hop)}
     mixture = AudioSpool(scratch / "mixture.f32", AUDIO_CHANNELS)
@@ -197,8 +243,10 @@ def _separate_to_spools(
             for block in audio.blocks():
                 mixture.write(block)
                 energies["mixture"].add(block)
-                if voice is not None:
-                    probabilities.append(voice.push(block))
+                for stream in on_mixture:
+                    probabilities[id(stream)].append(stream.push(block))
+                if with_stem:
+                    waiting.put(block)
                 yield block
 
         def on_chunks(done: Progress) -> None:
@@ -210,10 +258,35 @@ def _separate_to_spools(
         for block in separator.separate_stream(decoded(), on_chunks, expected):
             vocals.write(block)
             energies[VOCALS].add(block)
+            if with_stem:
+                beside = waiting.take(block.shape[1])
+                for stream in with_stem:
+                    probabilities[id(stream)].append(stream.push(beside, block))
         info = audio.info()
-    if voice is not None:
-        probabilities.append(voice.finish())
-    return mixture, vocals, info, energies, np.concatenate(probabilities or [np.zeros(0, np.float32)])
+    curves = [np.concatenate([*probabilities[id(stream)], stream.finish()]) for stream in streams]
+    return mixture, vocals, info, energies, mean_probability(curves) if curves else np.zeros(0, np.float32)
+
+
+class _MixtureQueue:
+    """Mixture blocks `(channels, samples)` in, the same samples out in blocks of any length, in order."""
+
+    def __init__(self) -> None:
+        self._blocks: deque[np.ndarray] = deque()
+
+    def put(self, block: np.ndarray) -> None:
+        self._blocks.append(block)
+
+    def take(self, count: int) -> np.ndarray:
+        """The next `count` samples (they must have been put)."""
+        parts = []
+        while count > 0:
+            block = self._blocks.popleft()
+            if block.shape[1] > count:
+                self._blocks.appendleft(block[:, count:])
+                block = block[:, :count]
+            parts.append(block)
+            count -= block.shape[1]
+        return np.concatenate(parts, axis=1) if parts else np.zeros((AUDIO_CHANNELS, 0), np.float32)
 
 
 def _cleaned_blocks(
