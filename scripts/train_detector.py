@@ -47,6 +47,8 @@ from utils.voice_detector import (  # noqa: E402
     FrameClassifier,
     features_from_mel,
     frame_f1,
+    load_detector,
+    mean_probability,
     mel_power,
     phrases_from_probability,
     save_detector,
@@ -248,6 +250,26 @@ def tune_thresholds(
     return classifier, f1
 
 
+def pair_validation_f1(detector_dir: Path, validation: list[dict]) -> float | None:
+    """Pooled validation F1 of the two detectors in `detector_dir` together (their mean probability, the
+    with-stem file's hysteresis: what the app runs) on the separated validation songs, or None when a file
+    is missing, the two read different features or no validation song was separated."""
+    paths = [detector_dir / f"{variant}.safetensors" for variant in (MIXTURE_ONLY, WITH_STEM)]
+    if not all(path.is_file() for path in paths) or not any(song["separated"] for song in validation):
+        return None
+    on_mixture, with_stem = (load_detector(path) for path in paths)
+    features = ("window_s", "mel_bands", "mel_low_hz", "mel_high_hz", "activity")
+    if any(getattr(on_mixture.config, name) != getattr(with_stem.config, name) for name in features):
+        return None
+    scored = examples(validation, WITH_STEM, separated_only=True)
+    mixture_columns = on_mixture.config.num_features  # with-stem features start with the mixture's
+    probabilities = [
+        mean_probability([voice_probability(on_mixture, x[:, :mixture_columns]), voice_probability(with_stem, x)])
+        for x, _ in scored
+    ]
+    return _pooled_f1(probabilities, scored, with_stem.config)
+
+
 def _pooled_f1(
     probabilities: list[np.ndarray], validation: list[tuple[np.ndarray, np.ndarray]], config: DetectorConfig
 ) -> float:
@@ -326,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
         }
         save_detector(classifier, args.out / f"{variant}.safetensors", provenance)
         print(json.dumps({"variant": variant, "validation_frame_f1": provenance["validation_frame_f1"]}), flush=True)
+    if (f1 := pair_validation_f1(args.out, validation)) is not None:
+        print(json.dumps({"variant": "both", "validation_frame_f1": round(f1, 4)}), flush=True)
     print(f"done in {time.perf_counter() - started:.0f} s", flush=True)
 
 

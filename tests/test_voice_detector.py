@@ -233,3 +233,24 @@ def test_random_eq_changes_every_frame_by_one_smooth_curve_and_keeps_the_stem_ra
     assert np.abs(gain_db[0]).max() == pytest.approx(6.0, abs=1e-3) and np.abs(np.diff(gain_db[0])).max() < 3.0
     np.testing.assert_array_equal(augmented[:, bands + 1 :], features[:, bands + 1 :])
     np.testing.assert_array_equal(features, features_from_mel(mixture_mel, 0.1 * mixture_mel))  # input untouched
+
+
+def test_training_scores_the_two_detectors_together_as_the_app_runs_them(tmp_path):
+    from scripts import train_detector
+
+    torch.manual_seed(5)
+    rng = np.random.default_rng(5)
+    pair = [FrameClassifier(DetectorConfig(variant=v, channels=8, mel_bands=16)).eval() for v in (MIXTURE_ONLY, WITH_STEM)]
+    for classifier in pair:
+        save_detector(classifier, tmp_path / f"{classifier.config.variant}.safetensors", {})
+    mixture_mel, stem_mel = rng.uniform(1e-6, 1e-3, (2, 300, 16))
+    labels = np.r_[np.zeros(150, bool), np.ones(150, bool)]
+    song = {"labels": labels, "mixture_mel": mixture_mel, "stem_mels": [stem_mel], "separated": True}
+    f1 = train_detector.pair_validation_f1(tmp_path, [song])
+    mean = (voice_probability(pair[0], features_from_mel(mixture_mel, None))
+            + voice_probability(pair[1], features_from_mel(mixture_mel, stem_mel))) / 2
+    decided, _ = phrases_from_probability(mean, 300 * HOP, SR, pair[1].config)
+    assert f1 == pytest.approx(frame_f1(decided, labels))
+    assert train_detector.pair_validation_f1(tmp_path, [{**song, "separated": False}]) is None
+    (tmp_path / f"{MIXTURE_ONLY}.safetensors").unlink()
+    assert train_detector.pair_validation_f1(tmp_path, [song]) is None
