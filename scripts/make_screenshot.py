@@ -53,6 +53,8 @@ def main() -> None:
             rows = page.locator("#segments tbody tr")
             if rows.count() > 1:
                 rows.nth(1).locator("td").nth(1).click()
+            for player in ("#vocals-player", "#accompaniment-player"):  # each waveform drawn, its length known
+                expect(page.locator(f"{player} #duration")).not_to_have_text("0:00", timeout=60_000)
             page.wait_for_timeout(1500)  # let the plots finish their transitions
             args.out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(args.out), full_page=True)
