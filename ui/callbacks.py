@@ -5,11 +5,13 @@ is logged with its traceback and shown as a generic apology (the server keeps ru
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 
@@ -21,6 +23,7 @@ from utils.audio import AUDIO_EXTENSIONS, DEFAULT_BIT_DEPTHS, OUTPUT_FORMATS
 from utils.errors import SeparationError
 
 logger = logging.getLogger(__name__)
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 NO_INPUT_MESSAGE = "Upload a song (or record one) first, then press Separate."
 GENERIC_ERROR_MESSAGE = (
@@ -80,6 +83,28 @@ def only_one_input() -> None:
     return None
 
 
+API_ARGUMENTS = """Args:
+    song: the song, an audio or video file (WAV, FLAC, MP3, OGG, M4A, MP4, WebM, MKV…), as a URL.
+    output_format: format of the stems: "flac" (default), "wav" or "mp3".
+    bit_depth: bits per sample of WAV (16, 24 or 32) or FLAC (16 or 24); ignored for MP3.
+    overlap: chunk overlap, 0.0, 0.25 (default) or 0.5; more overlap hides chunk seams but is slower.
+    clean_up: true (the default) to silence the vocals between sung phrases, moving that sound to the
+        accompaniment.
+    checkpoint: leave empty for the app's model."""
+"""The arguments every separating API endpoint takes, as Gradio reads them for the API page and MCP schema."""
+
+
+def api_docstring(summary: str, returns: str) -> Callable[[Endpoint], Endpoint]:
+    """Give an API endpoint its docstring: `summary`, `API_ARGUMENTS` and `returns` (Google style, which
+    Gradio parses into the API page and the MCP tool's description and argument schema)."""
+
+    def document(endpoint: Endpoint) -> Endpoint:
+        endpoint.__doc__ = f"{summary}\n\n{API_ARGUMENTS}\n\nReturns:\n{textwrap.indent(inspect.cleandoc(returns), '    ')}"
+        return endpoint
+
+    return document
+
+
 class Callbacks:
     """Event handlers bound to one shared `SeparationService`."""
 
@@ -110,6 +135,12 @@ class Callbacks:
         song = pick_input(recorded_or_uploaded, any_file)
         return page_outputs(self.run(song, output_format, bit_depth, overlap, clean_up, checkpoint, progress))
 
+    @api_docstring(
+        "Separate a song into its vocals and its accompaniment (BSMamba2), and find where the voice sings.",
+        returns="""The vocals file (URL), the accompaniment file (URL), and JSON with the sung phrases as
+            [start, end] pairs in seconds ("segments"), a "summary" (voiced percent, phrase count, longest
+            silence), the song's duration and how it was separated.""",
+    )
     def separate_api(
         self,
         song: str | None,
@@ -120,22 +151,6 @@ class Callbacks:
         checkpoint: str,
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[str, str, dict]:
-        """Separate a song into its vocals and its accompaniment (BSMamba2), and find where the voice sings.
-
-        Args:
-            song: the song, an audio or video file (WAV, FLAC, MP3, OGG, M4A, MP4, WebM, MKV…), as a URL.
-            output_format: format of the stems: "flac" (default), "wav" or "mp3".
-            bit_depth: bits per sample of WAV (16, 24 or 32) or FLAC (16 or 24); ignored for MP3.
-            overlap: chunk overlap, 0.0, 0.25 (default) or 0.5; more overlap hides chunk seams but is slower.
-            clean_up: true (the default) to silence the vocals between sung phrases, moving that sound to the
-                accompaniment.
-            checkpoint: leave empty for the app's model.
-
-        Returns:
-            The vocals file (URL), the accompaniment file (URL), and JSON with the sung phrases as
-            [start, end] pairs in seconds ("segments"), a "summary" (voiced percent, phrase count, longest
-            silence), the song's duration and how it was separated.
-        """
         song = pick_input(None, song)
         result = self.run(song, output_format, bit_depth, overlap, clean_up, checkpoint, progress)
         return str(result.vocals_path), str(result.accompaniment_path), result.api_payload()

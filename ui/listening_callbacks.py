@@ -11,7 +11,15 @@ from typing import Any
 
 import gradio as gr
 
-from ui.callbacks import Callbacks, options_from_widgets, page_outputs, pick_input, progress_reporter, user_errors
+from ui.callbacks import (
+    Callbacks,
+    api_docstring,
+    options_from_widgets,
+    page_outputs,
+    pick_input,
+    progress_reporter,
+    user_errors,
+)
 from ui.listening import Listening, Playback, phrase_index, phrase_label, phrase_start, preview_note
 from ui.results import SeparationResult
 from ui.text import summary_markdown
@@ -63,6 +71,12 @@ class ListeningCallbacks:
         playback = Playback.of(result, offset_s=window.start_s)
         return (*outputs, *self._listening_outputs(playback), _video(None), _video(None))
 
+    @api_docstring(
+        "Preview a vocal separation quickly: separate about 30 s of a song, starting just before the voice.",
+        returns="""The vocals of the excerpt (URL), its accompaniment (URL), and JSON: "preview" gives the excerpt's
+            place in the song ("start_s", "end_s") and where the voice comes in ("first_voice_s", null when
+            none was found); "segments" are the sung phrases in seconds from the start of the excerpt.""",
+    )
     def preview_api(
         self,
         song: str | None,
@@ -73,22 +87,6 @@ class ListeningCallbacks:
         checkpoint: str,
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[str, str, dict]:
-        """Preview a vocal separation quickly: separate about 30 s of a song, starting just before the voice.
-
-        Args:
-            song: the song, an audio or video file (WAV, FLAC, MP3, OGG, M4A, MP4, WebM, MKV…), as a URL.
-            output_format: format of the stems: "flac" (default), "wav" or "mp3".
-            bit_depth: bits per sample of WAV (16, 24 or 32) or FLAC (16 or 24); ignored for MP3.
-            overlap: chunk overlap, 0.0, 0.25 (default) or 0.5; more overlap hides chunk seams but is slower.
-            clean_up: true (the default) to silence the vocals between sung phrases, moving that sound to the
-                accompaniment.
-            checkpoint: leave empty for the app's model.
-
-        Returns:
-            The vocals of the excerpt (URL), its accompaniment (URL), and JSON: "preview" gives the excerpt's
-            place in the song ("start_s", "end_s") and where the voice comes in ("first_voice_s", null when
-            none was found); "segments" are the sung phrases in seconds from the start of the excerpt.
-        """
         song = pick_input(None, song)
         result, window = self._preview(song, output_format, bit_depth, overlap, clean_up, checkpoint, progress)
         payload = {**result.api_payload(), "preview": {
