@@ -25,14 +25,13 @@ import dataclasses
 import logging
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from model.inference.separator import ACCOMPANIMENT, STEM_NAMES, VOCALS, Progress, Separator
+from model.inference.separator import ACCOMPANIMENT, STEM_NAMES, VOCALS, Progress, SampleWindow, Separator
 from model.stft import AUDIO_CHANNELS, SAMPLE_RATE
 from model.weights.fingerprint import weights_fingerprint
 from utils.activity import ActivityParams, HopEnergy, VocalActivity, activity_from_energy, hop_samples
@@ -231,8 +230,8 @@ def _separate_to_spools(
     beside its separated vocals. Their mean per-frame probability is returned; empty without any."""
     on_mixture = [s for s in streams if s.classifier.config.variant == MIXTURE_ONLY]
     with_stem = [s for s in streams if s.classifier.config.variant == WITH_STEM]
-    waiting = _MixtureQueue()  # decoded, not yet separated: a with-stem detector reads it beside its vocals
-    probabilities: dict[int, list[np.ndarray]] = {id(stream): [] for stream in streams}
+    waiting = SampleWindow(AUDIO_CHANNELS)  # decoded, not yet separated: read beside its vocals (with-stem)
+    probabilities: dict[VoiceStream, list[np.ndarray]] = {stream: [] for stream in streams}
     hop = hop_samples(ActivityParams(), SAMPLE_RATE)
     energies = {"mixture": HopEnergy(AUDIO_CHANNELS, hop), VOCALS: HopEnergy(AUDIO_CHANNELS, hop)}
     mixture = AudioSpool(scratch / "mixture.f32", AUDIO_CHANNELS)
@@ -244,9 +243,9 @@ def _separate_to_spools(
                 mixture.write(block)
                 energies["mixture"].add(block)
                 for stream in on_mixture:
-                    probabilities[id(stream)].append(stream.push(block))
+                    probabilities[stream].append(stream.push(block))
                 if with_stem:
-                    waiting.put(block)
+                    waiting.append(block)
                 yield block
 
         def on_chunks(done: Progress) -> None:
@@ -259,34 +258,12 @@ def _separate_to_spools(
             vocals.write(block)
             energies[VOCALS].add(block)
             if with_stem:
-                beside = waiting.take(block.shape[1])
+                beside = waiting.take_until(waiting.start + block.shape[1])
                 for stream in with_stem:
-                    probabilities[id(stream)].append(stream.push(beside, block))
+                    probabilities[stream].append(stream.push(beside, block))
         info = audio.info()
-    curves = [np.concatenate([*probabilities[id(stream)], stream.finish()]) for stream in streams]
+    curves = [np.concatenate([*probabilities[stream], stream.finish()]) for stream in streams]
     return mixture, vocals, info, energies, mean_probability(curves) if curves else np.zeros(0, np.float32)
-
-
-class _MixtureQueue:
-    """Mixture blocks `(channels, samples)` in, the same samples out in blocks of any length, in order."""
-
-    def __init__(self) -> None:
-        self._blocks: deque[np.ndarray] = deque()
-
-    def put(self, block: np.ndarray) -> None:
-        self._blocks.append(block)
-
-    def take(self, count: int) -> np.ndarray:
-        """The next `count` samples (they must have been put)."""
-        parts = []
-        while count > 0:
-            block = self._blocks.popleft()
-            if block.shape[1] > count:
-                self._blocks.appendleft(block[:, count:])
-                block = block[:, :count]
-            parts.append(block)
-            count -= block.shape[1]
-        return np.concatenate(parts, axis=1) if parts else np.zeros((AUDIO_CHANNELS, 0), np.float32)
 
 
 def _cleaned_blocks(

@@ -30,7 +30,7 @@ from model.kernels import use_device_defaults
 from model.precision import AUTO, PRECISIONS, inference_autocast, prepare_model, resolve_precision
 from model.stft import SAMPLE_RATE
 
-__all__ = ["STEM_NAMES", "SeparationSettings", "Progress", "Separator", "chunk_starts", "chunk_weights", "padded_length"]
+__all__ = ["STEM_NAMES", "SeparationSettings", "Progress", "SampleWindow", "Separator", "chunk_starts", "chunk_weights", "padded_length"]
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +197,8 @@ class Separator:
         """
         chunk, hop, batch_size = self.settings.chunk_samples, self.settings.hop_samples, self.batch_size
         reach = math.ceil(chunk / hop) - 1  # neighbours on each side whose chunks overlap a chunk
-        pending = _SampleWindow(self.channels)  # input not yet needed by any chunk is dropped
-        output = _SampleWindow(self.channels)  # vocals not yet final
+        pending = SampleWindow(self.channels)  # input not yet needed by any chunk is dropped
+        output = SampleWindow(self.channels)  # vocals not yet final
         separated: dict[int, np.ndarray] = {}  # chunk index → its vocals, waiting for their weights
         received = computed = added = 0
         ended = False
@@ -240,7 +240,7 @@ class Separator:
                 if final > output.start:
                     yield output.take_until(final)
 
-    def _separate_batch(self, mixture: _SampleWindow, starts: list[int], chunk: int) -> np.ndarray:
+    def _separate_batch(self, mixture: SampleWindow, starts: list[int], chunk: int) -> np.ndarray:
         """Vocals of the chunks at `starts` (zero-padded past the end): `(len(starts), channels, chunk)`."""
         batch = torch.zeros(len(starts), self.channels, chunk)
         for row, start in enumerate(starts):
@@ -282,7 +282,7 @@ class Separator:
             raise ValueError("mixture contains NaN or infinite samples")
 
 
-class _SampleWindow:
+class SampleWindow:
     """The samples `[start, start + width)` of a longer signal `(channels, ·)`: blocks in, blocks out."""
 
     def __init__(self, channels: int) -> None:
