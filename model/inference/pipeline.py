@@ -33,7 +33,6 @@ import numpy as np
 
 from model.inference.separator import ACCOMPANIMENT, STEM_NAMES, VOCALS, Progress, SampleWindow, Separator
 from model.stft import AUDIO_CHANNELS, SAMPLE_RATE
-from model.weights.fingerprint import weights_fingerprint
 from utils.activity import ActivityParams, HopEnergy, VocalActivity, activity_from_energy, hop_samples
 from utils.audio import (
     OUTPUT_FORMATS,
@@ -208,7 +207,7 @@ def choose_detectors(choice: str, separator: Separator) -> tuple[FrameClassifier
     if choice == MIXTURE_ONLY:
         return (load_detector(variant=MIXTURE_ONLY),)
     with_stem = load_detector(variant=WITH_STEM)
-    matches = with_stem.config.separation_weights == weights_fingerprint(separator.model)
+    matches = with_stem.config.separation_weights == separator.weights_fingerprint
     if choice != AUTO_DETECTOR and not matches:
         logger.warning("the with-stem detector was trained on another separation model's stems")
     if choice == WITH_STEM:

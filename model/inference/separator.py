@@ -29,6 +29,7 @@ from model.compile import compile_mamba_layers, compiler_available, uncompile_ma
 from model.kernels import use_device_defaults
 from model.precision import AUTO, PRECISIONS, inference_autocast, prepare_model, resolve_precision
 from model.stft import SAMPLE_RATE
+from model.weights.fingerprint import weights_fingerprint
 
 __all__ = ["STEM_NAMES", "SeparationSettings", "Progress", "SampleWindow", "Separator", "chunk_starts", "chunk_weights", "padded_length"]
 
@@ -262,6 +263,12 @@ class Separator:
             self.compiled = False
             return self._vocals(batch)
         return stems[:, self.vocals_index].float().cpu().numpy()
+
+    @functools.cached_property
+    def weights_fingerprint(self) -> str:
+        """`model.weights.fingerprint.weights_fingerprint` of the weights it runs (the same before and after
+        the CPU fast path's cast), computed once."""
+        return weights_fingerprint(self.model)
 
     def warm_up(self) -> None:
         """Run the batch shapes a song needs once (a full batch and a single chunk) on silence, so that the
