@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from utils import voice_detector
 from utils.voice_detector import (
     DETECTOR_DIR,
     MIXTURE_ONLY,
@@ -190,7 +191,9 @@ def test_shipped_detectors_together_find_the_voice_in_the_bundled_models_stem(un
 
 
 @pytest.mark.parametrize("variant", [WITH_STEM, MIXTURE_ONLY])
-def test_streaming_in_blocks_gives_the_whole_song_probabilities(variant: str) -> None:
+@pytest.mark.parametrize("work_block", [1, 9000, voice_detector.STREAM_BLOCK_SAMPLES])
+def test_streaming_in_blocks_gives_the_whole_song_probabilities(variant: str, work_block: int, monkeypatch) -> None:
+    monkeypatch.setattr(voice_detector, "STREAM_BLOCK_SAMPLES", work_block)  # every push / some / only finish
     torch.manual_seed(3)
     classifier = FrameClassifier(DetectorConfig(variant=variant, channels=8)).eval()
     mixture, vocals = noise(5.0, 0.1, 8), noise(5.0, 0.02, 9)

@@ -77,6 +77,9 @@ DILATIONS = (1, 2, 4, 8)
 # Voice switches on above this probability and off below the lower one (hysteresis on the probability).
 ON_PROBABILITY = 0.5
 OFF_PROBABILITY = 0.3
+# A stream works in blocks of at least this many samples (12 s): each pass through the STFT and the network
+# has a fixed cost that the decoder's 1.5-s blocks would pay eight times as often.
+STREAM_BLOCK_SAMPLES = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -152,25 +155,30 @@ def mel_filterbank(sample_rate: int, n_fft: int, bands: int, low_hz: float, high
 def mel_power(
     audio: np.ndarray, sample_rate: int, config: DetectorConfig, first_frame: int, frames: int, offset: int = 0
 ) -> np.ndarray:
-    """`(frames, bands)` mel power (channel mean) of frames `first_frame ...` of a signal.
+    """`(frames, bands)` mel power (channel mean) of frames `first_frame ...` of a signal, float32.
 
     `audio` `(channels, samples)` holds the signal's samples from `offset` on; samples outside it count as
     zero (the song's edges). Frame i's window is centred on the middle of hop i, `(i + 1/2) * hop`.
     """
     hop, n_fft = hop_samples(config.activity, sample_rate), stft_size(config, sample_rate)
     first = first_frame * hop + hop // 2 - n_fft // 2 - offset  # first window's first sample in `audio`
-    needed = (frames - 1) * hop + n_fft
-    window = np.zeros((audio.shape[0], needed), dtype=np.float64)
-    src_lo, src_hi = max(first, 0), min(first + needed, audio.shape[1])
+    window = torch.zeros((audio.shape[0], (frames - 1) * hop + n_fft))
+    src_lo, src_hi = max(first, 0), min(first + window.shape[1], audio.shape[1])
     if src_hi > src_lo:
-        window[:, src_lo - first : src_hi - first] = audio[:, src_lo:src_hi]
-    framed = np.lib.stride_tricks.sliding_window_view(window, n_fft, axis=1)[:, ::hop][:, :frames]
-    taper = np.hanning(n_fft + 1)[:-1]
-    spectra = np.fft.rfft(framed * taper, axis=-1)
-    # Parseval, one-sided: the bins of a frame sum to its windowed mean square, so levels read as dBFS.
-    power = np.mean(spectra.real**2 + spectra.imag**2, axis=0) * 2.0 / (n_fft * np.sum(taper**2))  # (t, n)
+        window[:, src_lo - first : src_hi - first] = torch.from_numpy(audio[:, src_lo:src_hi])
+    spectra = torch.stft(window, n_fft, hop, window=torch.hann_window(n_fft), center=False, return_complex=True)
+    power = spectra.real.square() + spectra.imag.square()  # (c, n, t)
+    return torch.einsum("cnt,nf->tf", power, _power_to_mel(sample_rate, n_fft, config, audio.shape[0])).numpy()
+
+
+@lru_cache(maxsize=8)
+def _power_to_mel(sample_rate: int, n_fft: int, config: DetectorConfig, channels: int) -> torch.Tensor:
+    """`(bins, bands)` mel filters scaled so that bin powers summed over channels give the channel mean in
+    dBFS-like units: Parseval, one-sided, so the bins of a frame sum to its windowed mean square."""
+    taper = torch.hann_window(n_fft, dtype=torch.float64)
     bank = mel_filterbank(sample_rate, n_fft, config.mel_bands, config.mel_low_hz, config.mel_high_hz)
-    return power @ bank
+    scale = 2.0 / (n_fft * float(taper.square().sum()) * channels)
+    return torch.from_numpy((bank * scale).astype(np.float32))
 
 
 def features_from_mel(mixture_mel: np.ndarray, vocals_mel: np.ndarray | None) -> np.ndarray:
@@ -287,8 +295,8 @@ class VoiceStream:
 
     `push(mixture_block, vocals_block)` takes the next samples `(channels, samples)` (no vocals for the
     mixture-only detector) and returns the probabilities of the frames that no later sample can change;
-    `finish()` returns the rest. Memory: about one STFT window of audio and `2 * context_frames` frames of
-    features, whatever the song's length. Phrases need the whole probability curve (50 values a second):
+    `finish()` returns the rest. Audio waits until `STREAM_BLOCK_SAMPLES` have come, then is worked through
+    at once. Memory: that much audio and `2 * context_frames` frames of features, whatever the song's length. Phrases need the whole probability curve (50 values a second):
     collect it and call `phrases_from_probability`.
     """
 
@@ -300,6 +308,8 @@ class VoiceStream:
         self._with_stem = config.variant == WITH_STEM
         self._audio: list[np.ndarray] = []  # [mixture, vocals] samples from `_audio_start` on
         self._audio_start = 0
+        self._waiting: list[list[np.ndarray]] = []  # pushed blocks not yet in `_audio`
+        self._waiting_samples = 0
         self._received = 0
         self._features = np.zeros((0, config.num_features), dtype=np.float32)  # from `_features_start` on
         self._features_start = 0
@@ -309,9 +319,11 @@ class VoiceStream:
         """`(frames,)` float32 probabilities of the frames now final (possibly none)."""
         if (vocals is not None) != self._with_stem or (vocals is not None and vocals.shape != mixture.shape):
             raise ValueError(f"the {self.classifier.config.variant} detector got the wrong inputs")
-        blocks = [mixture] if vocals is None else [mixture, vocals]
-        self._audio = blocks if not self._audio else [np.concatenate(p, axis=1) for p in zip(self._audio, blocks)]
-        self._received += mixture.shape[1]
+        self._waiting.append([mixture] if vocals is None else [mixture, vocals])
+        self._waiting_samples += mixture.shape[1]
+        if self._waiting_samples < STREAM_BLOCK_SAMPLES:
+            return np.zeros(0, dtype=np.float32)
+        self._take_waiting()
         # Frame i's window ends at i * hop + hop // 2 + n_fft // 2: frames whose window is all here are ready.
         ready = max(0, (self._received - self._hop // 2 - self._n_fft // 2) // self._hop + 1)
         self._add_features(ready)
@@ -319,8 +331,17 @@ class VoiceStream:
 
     def finish(self) -> np.ndarray:
         """Probabilities of the remaining frames (`ceil(samples / hop)` frames in all)."""
+        self._take_waiting()
         self._add_features(-(-self._received // self._hop))
         return self._probabilities(self._features_start + len(self._features))
+
+    def _take_waiting(self) -> None:
+        """Append the waiting blocks to `_audio`, one copy per signal."""
+        if self._waiting:
+            signals = zip(*([self._audio] if self._audio else []), *self._waiting)
+            self._audio = [np.concatenate(pieces, axis=1) for pieces in signals]
+            self._received += self._waiting_samples
+            self._waiting, self._waiting_samples = [], 0
 
     def _add_features(self, ready: int) -> None:
         first = self._features_start + len(self._features)
